@@ -1,0 +1,127 @@
+"""Model files and training-state files: self-describing, versioned, written atomically, loaded without code.
+
+A model file holds everything `asr.load_model` needs: the model and feature configs (with the normalisation
+statistics, as model buffers), the vocabulary, the weights, training metadata and default decoding options.
+Files are read with `torch.load(weights_only=True)`, which refuses to run code, because a model file is untrusted
+input. Only plain containers, numbers, strings and tensors are stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asr.errors import CheckpointError
+from asr.features import FeatureConfig
+from asr.model import BiLstmCtc, ModelConfig
+from asr.text import Vocabulary
+
+MODEL_FORMAT = "asr-model"
+TRAINING_STATE_FORMAT = "asr-training-state"
+FORMAT_VERSION = 1  # bump on any change that an older reader would misread
+
+
+@dataclass
+class ModelFile:
+    """The contents of a model file, ready to use."""
+
+    model: BiLstmCtc
+    feature_config: FeatureConfig
+    vocabulary: Vocabulary
+    metadata: dict[str, Any] = field(default_factory=dict)  # how it was trained: data, steps, hardware
+    decoding: dict[str, Any] = field(default_factory=dict)  # default decoding options (e.g. tuned LM weights)
+
+
+def atomic_save(payload: dict, path: str | os.PathLike) -> None:
+    """Write `payload` with torch.save so that `path` is either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_payload(path: str | os.PathLike, expected_format: str, map_location="cpu") -> dict:
+    """Read a file written by `atomic_save`, checking its format and version. Never executes code from the file."""
+    path = Path(path)
+    kind = "model" if expected_format == MODEL_FORMAT else "training-state"
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such {kind} file; check the path")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory, not a {kind} file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # truncated, not a torch file, or contains objects that would need code to load
+        text = str(error)
+        if "Unsupported global" in text:  # the weights-only unpickler met an object that needs code to rebuild
+            name = text.split("Unsupported global:")[1].split()[1] if "GLOBAL" in text else "a Python object"
+            reason = f"it holds {name}, which would run code when loaded"
+        else:
+            reason = text.strip().splitlines()[0][:160] if text.strip() else type(error).__name__
+        raise CheckpointError(f"{path}: not a readable asr {kind} file ({reason}); it may be truncated, damaged "
+                              "or of another kind: re-download or re-train it") from None
+    if not isinstance(payload, dict) or payload.get("format") != expected_format:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path}: not an asr {kind} file (format {found!r}, expected {expected_format!r})")
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: {kind} file format version {version}, but this asr reads version "
+                              f"{FORMAT_VERSION}; use the asr release that wrote it, or re-train")
+    return payload
+
+
+def model_payload(model: BiLstmCtc, feature_config: FeatureConfig, vocabulary: Vocabulary,
+                  metadata: dict | None = None, decoding: dict | None = None) -> dict:
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    return {
+        "format": MODEL_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_config": dataclasses.asdict(model.config),
+        "feature_config": dataclasses.asdict(feature_config),
+        "vocabulary": list(vocabulary.tokens),
+        "state_dict": state,
+        "metadata": dict(metadata or {}),
+        "decoding": dict(decoding or {}),
+    }
+
+
+def save_model(path: str | os.PathLike, model: BiLstmCtc, feature_config: FeatureConfig, vocabulary: Vocabulary,
+               metadata: dict | None = None, decoding: dict | None = None) -> None:
+    atomic_save(model_payload(model, feature_config, vocabulary, metadata, decoding), path)
+
+
+def model_from_payload(payload: dict, source: str | os.PathLike) -> ModelFile:
+    """Rebuild the model from a payload of `model_payload`; `source` names it in errors."""
+    try:
+        model_config = ModelConfig(**payload["model_config"])
+        feature_config = FeatureConfig(**payload["feature_config"])
+        vocabulary = Vocabulary(tuple(payload["vocabulary"]))
+        model = BiLstmCtc(model_config)
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0][:160]
+        raise CheckpointError(f"{source}: damaged or inconsistent model file ({reason}); re-download or "
+                              "re-train it") from None
+    if len(vocabulary) != model_config.vocab_size:
+        raise CheckpointError(f"{source}: vocabulary has {len(vocabulary)} tokens but the model emits "
+                              f"{model_config.vocab_size}; the file is damaged")
+    model.eval()
+    return ModelFile(model, feature_config, vocabulary, payload.get("metadata", {}), payload.get("decoding", {}))
+
+
+def load_model_file(path: str | os.PathLike) -> ModelFile:
+    """Load a model file (on the CPU) and rebuild the model in eval mode."""
+    return model_from_payload(load_payload(path, MODEL_FORMAT), path)

@@ -1,0 +1,222 @@
+"""The `asr` command: a thin shell over the Python API. Each flag maps to one keyword argument.
+
+Bad input ends with one line on stderr naming the file and the problem, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from asr.errors import AsrError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _transcribe(args) -> int:
+    from asr.transcribe import load_model
+
+    recognizer = load_model(args.model, device=args.device, beam_size=args.beam_size)
+    failures = 0
+    results = []
+    for path, result in recognizer.transcribe_files(args.files, batch_size=args.batch_size):
+        if isinstance(result, AsrError):
+            print(f"asr: error: {result}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.format == "json":
+            results.append(asdict(result))
+        elif len(args.files) == 1:
+            print(result.text)
+        else:
+            print(f"{path}\t{result.text}")
+    if args.format == "json":
+        print(json.dumps(results[0] if len(args.files) == 1 and results else results, indent=2))
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def _train(args) -> int:
+    from asr.config import apply_overrides, preset
+    from asr.train import TrainingStopped, train
+
+    config = apply_overrides(preset(args.preset), args.set or [])
+    try:
+        model_path = train(config, args.train_manifest, args.exp_dir, valid_manifest=args.valid_manifest,
+                           device=args.device, stop_after_steps=args.stop_after_steps,
+                           show_progress=not args.no_progress)
+    except TrainingStopped as stopped:
+        print(f"asr: {stopped}", file=sys.stderr)
+        return 0 if args.stop_after_steps else EXIT_INTERRUPTED
+    print(model_path)
+    return 0
+
+
+def _evaluate(args) -> int:
+    from asr.evaluate import evaluate_manifest
+
+    report = evaluate_manifest(args.model, args.manifest, device=args.device, beam_size=args.beam_size,
+                               errors_path=args.errors_file, batch_size=args.batch_size)
+    print(f"WER {report.wer}")
+    print(f"CER {report.cer}")
+    if report.unreadable:
+        print(f"{report.unreadable} unreadable utterance(s) counted as fully deleted; see the warnings above",
+              file=sys.stderr)
+    return 0
+
+
+def _default_text() -> str:
+    return str(Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "text" / "books_norm.txt.gz")
+
+
+def _corpus_synth(args) -> int:
+    from asr import synth_corpus
+
+    sentences, counts = synth_corpus.read_sentences(args.text)
+    print(f"text: {len(sentences)} sentences usable of {counts['lines']} lines ({counts['normalised']} normalised, "
+          f"{counts['dropped_length']} dropped for length, {counts['dropped_empty']} empty)")
+    dev_clean = synth_corpus.read_librispeech_transcripts(args.dev_clean_text) if args.dev_clean_hours else []
+    plan = synth_corpus.plan_corpus(sentences, {"train": args.hours, "dev": args.dev_hours, "test": args.test_hours},
+                                    args.seed, dev_clean, args.dev_clean_hours)
+    report = synth_corpus.write_corpus(args.root, plan, args.seed, jobs=args.jobs, show_progress=not args.no_progress)
+    print(f"corpus {args.root}: {report.utterances} utterances, {report.hours:.3f} h in all; this run wrote "
+          f"{report.written} ({report.hours_written:.3f} h) in {report.wall_seconds:.1f} s, real-time factor "
+          f"{report.real_time_factor:.4f} ({1 / report.real_time_factor if report.real_time_factor else 0:.0f}x "
+          f"faster than real time)")
+    print(synth_corpus.summarize_metadata(Path(args.root) / "metadata.jsonl"))
+    if report.failed:
+        print(f"asr: error: {report.failed} utterance(s) failed (see warnings); rerun to retry them", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def _corpus_prepare(args) -> int:
+    from asr.librispeech import prepare_split
+
+    for split in args.splits:
+        output = Path(args.output_dir) / f"{split}.jsonl"
+        report = prepare_split(Path(args.root) / split, output)
+        print(f"{split}: {report} -> {output}")
+    return 0
+
+
+def _corpus_real_dev(args) -> int:
+    from asr.librispeech import prepare_real_dev
+
+    report = prepare_real_dev(args.root, args.output)
+    print(f"real-dev: {report} -> {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr", description="Speech recognition with a deep bidirectional LSTM trained with CTC.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  asr transcribe speech.wav --model exp/model.pt\n"
+               "  asr train --train-manifest train.jsonl --exp-dir exp/tiny --preset tiny\n"
+               "  asr evaluate --model exp/model.pt --manifest dev.jsonl")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    transcribe = commands.add_parser(
+        "transcribe", help="print the transcript of audio files",
+        description="Transcribe audio files (WAV, FLAC, OGG, MP3; any sample rate and channel count).")
+    transcribe.add_argument("files", nargs="+", metavar="FILE", help="audio files to transcribe")
+    transcribe.add_argument("--model", required=True, help="model file written by `asr train`")
+    transcribe.add_argument("--beam-size", type=int, default=None,
+                            help="CTC prefix beam search with this many beams; 1 = greedy (default: the model's)")
+    transcribe.add_argument("--format", choices=("text", "json"), default="text",
+                            help="text: the transcript; json: words with start/end seconds and confidences")
+    transcribe.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
+    transcribe.add_argument("--batch-size", type=int, default=8, help="files decoded together (default: 8)")
+    transcribe.set_defaults(run=_transcribe)
+
+    train = commands.add_parser(
+        "train", help="train a model from a manifest (one process; see recipes/ for the full recipe)",
+        description="Train a BiLSTM-CTC model. Checkpoints go to EXP_DIR/checkpoints; rerunning the same command "
+                    "resumes exactly where it stopped. The final model is EXP_DIR/model.pt.")
+    train.add_argument("--train-manifest", required=True, help="JSONL manifest of the training utterances")
+    train.add_argument("--valid-manifest", help="JSONL manifest scored (greedy WER/CER) after each epoch")
+    train.add_argument("--exp-dir", required=True, help="experiment folder: config, checkpoints, logs, model")
+    train.add_argument("--preset", default="small", help="tiny, small, medium or large (default: small)")
+    train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                       help="override one config value, e.g. --set train.epochs=5 (repeatable)")
+    train.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: auto)")
+    train.add_argument("--stop-after-steps", type=int, default=None,
+                       help="stop with a checkpoint after this many steps in this run; rerun to continue")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="word and character error rates of a model on a manifest",
+        description="Transcribe every utterance of a manifest and score it against the reference text.")
+    evaluate.add_argument("--model", required=True, help="model file")
+    evaluate.add_argument("--manifest", required=True, help="JSONL manifest with reference transcripts")
+    evaluate.add_argument("--beam-size", type=int, default=None, help="1 = greedy (default: the model's)")
+    evaluate.add_argument("--errors-file", help="write each utterance's aligned reference and hypothesis here")
+    evaluate.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
+    evaluate.add_argument("--batch-size", type=int, default=16, help="utterances decoded together (default: 16)")
+    evaluate.set_defaults(run=_evaluate)
+
+    corpus = commands.add_parser("corpus", help="make, prepare and list speech corpora",
+                                 description="Synthetic LibriSpeech-format corpora, and manifests from corpora.")
+    corpus_commands = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    synth = corpus_commands.add_parser(
+        "synth", help="write a LibriSpeech-format corpus with offline text-to-speech",
+        description="Speak sentences with espeak-ng, flite and festival voices under varied conditions (speed, "
+                    "noise, babble, reverberation, telephone band, gain) into ROOT/{train,dev,test}/, in "
+                    "LibriSpeech's layout. Deterministic for a seed; a rerun skips files already written.")
+    synth.add_argument("--root", required=True, help="corpus folder to write")
+    synth.add_argument("--hours", type=float, default=1.0, help="hours of train speech (default: 1)")
+    synth.add_argument("--dev-hours", type=float, default=0.1, help="hours of dev speech (default: 0.1)")
+    synth.add_argument("--test-hours", type=float, default=0.1, help="hours of test speech (default: 0.1)")
+    synth.add_argument("--dev-clean-hours", type=float, default=0.0,
+                       help="also speak this many hours of LibriSpeech dev-clean transcripts, with their ids, into "
+                            "ROOT/dev-clean-text (default: 0, none)")
+    synth.add_argument("--text", default=_default_text(),
+                       help="sentences, one a line, .txt or .txt.gz (default: ../shared/data/text/books_norm.txt.gz)")
+    synth.add_argument("--dev-clean-text", default=str(Path(_default_text()).with_name(
+        "librispeech-dev-clean.trans.txt")), help="LibriSpeech dev-clean transcripts for --dev-clean-hours")
+    synth.add_argument("--seed", type=int, default=0, help="decides voices, texts and conditions (default: 0)")
+    synth.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
+    synth.add_argument("--no-progress", action="store_true", help="no progress bar")
+    synth.set_defaults(run=_corpus_synth)
+
+    prepare = corpus_commands.add_parser(
+        "prepare", help="LibriSpeech-layout splits -> JSONL manifests",
+        description="Read ROOT/SPLIT/<speaker>/<chapter>/ folders into OUTPUT_DIR/SPLIT.jsonl. Missing audio, "
+                    "malformed transcript lines and unreadable files are reported, counted and skipped.")
+    prepare.add_argument("--root", required=True, help="corpus root (LibriSpeech/ or a synthetic corpus)")
+    prepare.add_argument("--splits", nargs="+", required=True, help="split folders, e.g. train dev test")
+    prepare.add_argument("--output-dir", required=True, help="where the manifests go")
+    prepare.set_defaults(run=_corpus_prepare)
+
+    real_dev = corpus_commands.add_parser(
+        "real-dev", help="manifest of the real-speech measuring set (never train on it)",
+        description="Turn ../shared/data/real-dev (folders of audio/ and transcripts.txt) into a manifest.")
+    real_dev.add_argument("--root", default=str(Path(_default_text()).parent.parent / "real-dev"),
+                          help="default: ../shared/data/real-dev")
+    real_dev.add_argument("--output", required=True, help="manifest to write")
+    real_dev.set_defaults(run=_corpus_real_dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.command in ("train", "corpus") else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.run(args)
+    except AsrError as error:
+        print(f"asr: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("asr: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

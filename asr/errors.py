@@ -1,0 +1,34 @@
+"""Errors raised at the public boundary of `asr`.
+
+Every error names the file (or input) at fault and says what to do about it, so the CLI can print it as one line
+and exit with status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AsrError(Exception):
+    """Base class: a problem with the user's input, reported as one line."""
+
+
+class AudioError(AsrError):
+    """Audio that cannot be read or is unusable (missing, not audio, empty, NaN, too long)."""
+
+    def __init__(self, source: str | Path, problem: str, hint: str = ""):
+        self.source = str(source)
+        message = f"{self.source}: {problem}"
+        super().__init__(f"{message}; {hint}" if hint else message)
+
+
+class ManifestError(AsrError):
+    """A manifest or transcript file with a missing or malformed entry."""
+
+
+class CheckpointError(AsrError):
+    """A model or training-state file that is missing, damaged, or from another format version."""
+
+
+class ConfigError(AsrError):
+    """An unknown or ill-typed configuration key or value."""

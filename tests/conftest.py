@@ -1,0 +1,37 @@
+"""Test helpers: every test makes its own data (tones, noise, synthetic speech) in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+
+def write_tone(path: Path, seconds: float = 1.0, rate: int = 16000, channels: int = 1, frequency: float = 440.0,
+               fmt: str | None = None) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    mono = 0.5 * np.sin(2 * np.pi * frequency * t).astype(np.float32)
+    data = np.stack([mono] * channels, axis=1) if channels > 1 else mono
+    soundfile.write(path, data, rate, format=fmt)
+    return mono
+
+
+def write_manifest_lines(path: Path, entries: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    return path
+
+
+@pytest.fixture
+def noise_manifest(tmp_path) -> Path:
+    """Six utterances of coloured noise with short texts: enough to train a few steps on."""
+    rng = np.random.default_rng(0)
+    texts = ["HELLO", "A CAT", "THE DOG", "YES NO", "GO HOME", "OK"]
+    entries = []
+    for i, text in enumerate(texts):
+        samples = (0.1 * rng.standard_normal(int(16000 * (0.6 + 0.1 * i)))).astype(np.float32)
+        soundfile.write(tmp_path / f"n{i}.wav", samples, 16000)
+        entries.append({"id": f"n{i}", "audio": f"n{i}.wav", "duration": len(samples) / 16000, "text": text})
+    return write_manifest_lines(tmp_path / "noise.jsonl", entries)

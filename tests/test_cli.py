@@ -1,0 +1,107 @@
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+import asr
+from asr.checkpoint import save_model
+from asr.cli import main
+from asr.features import FeatureConfig
+from asr.model import BiLstmCtc, ModelConfig
+from asr.text import Vocabulary
+from conftest import write_tone
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "model.pt"
+    save_model(path, BiLstmCtc(ModelConfig(conv_channels=4, hidden_size=8, num_layers=1)), FeatureConfig(),
+               Vocabulary())
+    return path
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def bad_inputs(folder):
+    (folder / "text.wav").write_text("this is not audio")
+    soundfile.write(folder / "empty.wav", np.zeros(0, np.float32), 16000)
+    soundfile.write(folder / "nan.wav", np.full(1600, np.nan, np.float32), 16000, subtype="FLOAT")
+    (folder / "adir").mkdir()
+    return {"missing.wav": "no such file", "text.wav": "not a readable audio file", "empty.wav": "no audio samples",
+            "nan.wav": "NaN or infinite", "adir": "is a directory"}
+
+
+def test_each_bad_input_gives_one_line_and_exit_2(tmp_path, model_path, capsys):
+    for name, problem in bad_inputs(tmp_path).items():
+        code, out, err = run(["transcribe", tmp_path / name, "--model", model_path], capsys)
+        assert code == 2, name
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and str(tmp_path / name) in lines[0] and problem in lines[0], err
+        assert "Traceback" not in err
+
+
+def test_bad_model_files(tmp_path, capsys):
+    write_tone(tmp_path / "ok.wav")
+    (tmp_path / "junk.pt").write_bytes(b"\x00\x01garbage")
+    for model, problem in [(tmp_path / "junk.pt", "not a readable asr model file"),
+                           (tmp_path / "none.pt", "no such model file"), (tmp_path, "is a directory")]:
+        code, _, err = run(["transcribe", tmp_path / "ok.wav", "--model", model], capsys)
+        assert code == 2 and problem in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_good_files_still_transcribed_beside_a_bad_one(tmp_path, model_path, capsys):
+    write_tone(tmp_path / "a.wav")
+    write_tone(tmp_path / "b.flac", fmt="FLAC")
+    code, out, err = run(["transcribe", tmp_path / "a.wav", tmp_path / "missing.wav", tmp_path / "b.flac",
+                          "--model", model_path], capsys)
+    assert code == 2 and "missing.wav" in err
+    assert [line.split("\t")[0] for line in out.splitlines()] == [str(tmp_path / "a.wav"), str(tmp_path / "b.flac")]
+
+
+def test_json_output_and_api_agree(tmp_path, model_path, capsys):
+    write_tone(tmp_path / "a.wav", seconds=1.2)
+    code, out, _ = run(["transcribe", tmp_path / "a.wav", "--model", model_path, "--format", "json",
+                        "--beam-size", "3"], capsys)
+    assert code == 0
+    result = json.loads(out)
+    assert set(result) == {"text", "words", "confidence", "duration", "source"}
+    assert result["duration"] == pytest.approx(1.2) and 0.0 <= result["confidence"] <= 1.0
+    api = asr.load_model(model_path, beam_size=3).transcribe(tmp_path / "a.wav")
+    assert api.text == result["text"]
+
+
+def test_api_accepts_paths_lists_and_waveforms(tmp_path, model_path):
+    recognizer = asr.load_model(model_path)
+    tone = write_tone(tmp_path / "a.wav", seconds=0.8)
+    single = recognizer.transcribe(str(tmp_path / "a.wav"))
+    assert isinstance(single, asr.Transcript)
+    assert recognizer.transcribe(tone, sample_rate=16000).text == single.text
+    many = recognizer.transcribe([tmp_path / "a.wav", tmp_path / "a.wav"])
+    assert [t.text for t in many] == [single.text, single.text]
+    with pytest.raises(asr.AudioError, match="missing.wav"):
+        recognizer.transcribe([tmp_path / "a.wav", tmp_path / "missing.wav"])
+
+
+def test_bad_manifest_and_config_in_train(tmp_path, capsys):
+    (tmp_path / "m.jsonl").write_text("{broken\n")
+    code, _, err = run(["train", "--train-manifest", tmp_path / "m.jsonl", "--exp-dir", tmp_path / "e",
+                        "--preset", "tiny"], capsys)
+    assert code == 2 and "m.jsonl:1" in err
+    code, _, err = run(["train", "--train-manifest", tmp_path / "m.jsonl", "--exp-dir", tmp_path / "e",
+                        "--set", "train.nope=1"], capsys)
+    assert code == 2 and "unknown key" in err
+
+
+def test_help_explains_each_command(capsys):
+    for command in ["transcribe", "train", "evaluate", "corpus"]:
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: asr " + command in capsys.readouterr().out

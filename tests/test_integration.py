@@ -1,0 +1,45 @@
+"""Train a tiny model on a few utterances of synthetic speech, then transcribe one through the `asr` command."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import asr
+from asr.checkpoint import save_model
+from asr.config import preset
+from asr.evaluate import evaluate_manifest
+from asr.features import FeatureConfig
+from asr.model import BiLstmCtc
+from asr.synth_corpus import speak_to_manifest
+from asr.text import Vocabulary
+from asr.tts import Voice
+
+SENTENCES = ["THE CAT SAT ON THE MAT", "A DOG RAN IN THE PARK", "SHE READ A GOOD BOOK",
+             "WE WALKED TO THE OLD HOUSE", "HE LIKES GREEN APPLES", "THE SUN IS WARM TODAY"]
+VOICES = [Voice("espeak-ng", "m3", "en-us"), Voice("flite", "slt")]
+
+
+@pytest.mark.slow
+def test_tiny_model_learns_speech_and_the_cli_transcribes_it(tmp_path):
+    manifest = speak_to_manifest(tmp_path / "data", SENTENCES, VOICES)
+
+    torch.manual_seed(0)
+    untrained_path = tmp_path / "untrained.pt"
+    save_model(untrained_path, BiLstmCtc(preset("tiny").model), FeatureConfig(), Vocabulary())
+    untrained = evaluate_manifest(untrained_path, manifest, show_progress=False)
+
+    command = [sys.executable, "-m", "asr"]
+    subprocess.run(command + ["train", "--train-manifest", str(manifest), "--exp-dir", str(tmp_path / "exp"),
+                              "--preset", "tiny", "--device", "cpu", "--no-progress"], check=True)
+    model_path = tmp_path / "exp" / "model.pt"
+    trained = evaluate_manifest(model_path, manifest, show_progress=False)
+    print(f"training-set CER: untrained {untrained.cer}, trained {trained.cer}")
+    assert untrained.cer.rate > 0.8
+    assert trained.cer.rate < 0.15
+
+    result = subprocess.run(command + ["transcribe", str(tmp_path / "data" / "utt000.flac"), "--model", str(model_path)],
+                            capture_output=True, text=True, check=True)
+    transcript = result.stdout.strip()
+    assert asr.metrics.char_error_rate([SENTENCES[0]], [transcript]).rate < 0.3, transcript

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+import torch
+
+from asr.checkpoint import load_model_file
+from asr.config import apply_overrides, preset
+from asr.data import frame_budget_batches, read_manifest
+from asr.errors import ConfigError, ManifestError
+from asr.train import TrainingStopped, train
+
+# Dropout and SpecAugment on, so the random state has to be restored for an exact resume.
+OVERRIDES = ["train.epochs=3", "train.max_batch_frames=160", "train.spec_augment=true", "model.dropout=0.2",
+             "model.hidden_size=16", "train.warmup_steps=2", "spec_augment.freq_width=5"]
+
+
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(noise_manifest, tmp_path):
+    config = apply_overrides(preset("tiny"), OVERRIDES)
+    straight = load_model_file(train(config, noise_manifest, tmp_path / "straight", show_progress=False))
+
+    resumed_dir = tmp_path / "resumed"
+    with pytest.raises(TrainingStopped):
+        train(config, noise_manifest, resumed_dir, show_progress=False, stop_after_steps=4)  # mid-epoch
+    with pytest.raises(TrainingStopped):
+        train(config, noise_manifest, resumed_dir, show_progress=False, stop_after_steps=3)
+    resumed = load_model_file(train(config, noise_manifest, resumed_dir, show_progress=False))
+
+    assert straight.metadata["steps"] == resumed.metadata["steps"] > 7
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+
+
+def test_resume_refuses_a_changed_config(noise_manifest, tmp_path):
+    config = apply_overrides(preset("tiny"), OVERRIDES)
+    with pytest.raises(TrainingStopped):
+        train(config, noise_manifest, tmp_path / "exp", show_progress=False, stop_after_steps=1)
+    with pytest.raises(ConfigError, match="different configuration"):
+        train(apply_overrides(config, ["train.epochs=4"]), noise_manifest, tmp_path / "exp", show_progress=False)
+
+
+def test_training_writes_logs_curves_and_checkpoints(noise_manifest, tmp_path):
+    config = apply_overrides(preset("tiny"), OVERRIDES + ["train.log_every_steps=1", "train.keep_checkpoints=2"])
+    train(config, noise_manifest, tmp_path / "exp", valid_manifest=noise_manifest, show_progress=False)
+    entries = [json.loads(line) for line in (tmp_path / "exp" / "train_log.jsonl").read_text().splitlines()]
+    assert any(e["type"] == "step" and e["loss"] > 0 for e in entries)
+    assert [e["epoch"] for e in entries if e["type"] == "epoch"] == [1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "exp" / "checkpoints").iterdir()) == ["epoch-2.pt", "epoch-3.pt",
+                                                                                       "last.pt"]
+    assert (tmp_path / "exp" / "training_curves.png").stat().st_size > 1000
+
+
+def test_unreadable_audio_is_skipped_not_fatal(noise_manifest, tmp_path):
+    (noise_manifest.parent / "n2.wav").write_text("corrupt")
+    config = apply_overrides(preset("tiny"), OVERRIDES + ["train.epochs=1"])
+    assert train(config, noise_manifest, tmp_path / "exp", show_progress=False).exists()
+
+
+def test_frame_budget_batches():
+    counts = [100, 20, 35, 90, 50, 10, 60]
+    for epoch in range(3):
+        batches = frame_budget_batches(counts, max_frames=120, epoch=epoch, seed=1)
+        assert sorted(i for b in batches for i in b) == list(range(len(counts)))
+        for batch in batches:
+            assert len(batch) == 1 or max(counts[i] for i in batch) * len(batch) <= 120
+    first = frame_budget_batches(counts, 120, epoch=0, seed=1)
+    longest = [max(counts[i] for i in batch) for batch in first]
+    assert longest == sorted(longest)  # SortaGrad: shortest first in epoch 0
+    assert frame_budget_batches(counts, 120, 2, 1) == frame_budget_batches(counts, 120, 2, 1)
+
+
+def test_malformed_manifest_names_the_line(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"id": "a", "audio": "a.wav", "duration": 1.0, "text": "A"}\n{"id": "b", "audio": "b.wav"}\n')
+    with pytest.raises(ManifestError, match=r"m.jsonl:2: missing field\(s\) duration, text"):
+        read_manifest(path)
+    path.write_text("not json\n")
+    with pytest.raises(ManifestError, match="m.jsonl:1: not valid JSON"):
+        read_manifest(path)
+    path.write_text('{"id": "a", "audio": "a.wav", "duration": -1, "text": "A"}\n')
+    with pytest.raises(ManifestError, match="positive"):
+        read_manifest(path)
