@@ -46,7 +46,7 @@ def _train(args) -> int:
 
     config = apply_overrides(preset(args.preset), args.set or [])
     try:
-        model_path = train(config, args.train_manifest, args.exp_dir, valid_manifest=args.valid_manifest,
+        model_path = train(config, args.train_data, args.exp_dir, valid_manifest=args.valid_manifest,
                            device=args.device, stop_after_steps=args.stop_after_steps,
                            show_progress=not args.no_progress)
     except TrainingStopped as stopped:
@@ -135,10 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.set_defaults(run=_transcribe)
 
     train = commands.add_parser(
-        "train", help="train a model from a manifest (one process; see recipes/ for the full recipe)",
+        "train", help="train a model from a manifest or shards",
         description="Train a BiLSTM-CTC model. Checkpoints go to EXP_DIR/checkpoints; rerunning the same command "
-                    "resumes exactly where it stopped. The final model is EXP_DIR/model.pt.")
-    train.add_argument("--train-manifest", required=True, help="JSONL manifest of the training utterances")
+                    "resumes exactly where it stopped. The final model is EXP_DIR/model.pt. For several GPUs or "
+                    "nodes, launch it with torchrun: `torchrun --nproc-per-node 4 -m asr train ...`.")
+    train.add_argument("--train-data", "--train-manifest", dest="train_data", required=True,
+                       help="JSONL manifest of the training utterances, or a folder of WebDataset shards")
     train.add_argument("--valid-manifest", help="JSONL manifest scored (greedy WER/CER) after each epoch")
     train.add_argument("--exp-dir", required=True, help="experiment folder: config, checkpoints, logs, model")
     train.add_argument("--preset", default="small", help="tiny, small, medium or large (default: small)")

@@ -46,6 +46,12 @@ def subsampled_lengths(feat_lens: torch.Tensor, subsampling: int) -> torch.Tenso
     return lengths
 
 
+def fits_ctc(frames: int, labels, subsampling: int) -> bool:
+    """Whether `frames` input frames leave CTC a frame per label plus one between repeated labels."""
+    needed = len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
+    return int(subsampled_lengths(torch.tensor(frames), subsampling)) >= max(needed, 1)
+
+
 class ConvSubsampling(nn.Module):
     """Stride-2 2-D convolutions over (time, mel): (B, T, n_mels) -> (B, T / factor, channels * n_mels / factor)."""
 

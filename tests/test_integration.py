@@ -39,7 +39,8 @@ def test_tiny_model_learns_speech_and_the_cli_transcribes_it(tmp_path):
     assert untrained.cer.rate > 0.8
     assert trained.cer.rate < 0.15
 
-    result = subprocess.run(command + ["transcribe", str(tmp_path / "data" / "utt000.flac"), "--model", str(model_path)],
+    audio = tmp_path / "data" / "utt000.flac"
+    result = subprocess.run(command + ["transcribe", str(audio), "--model", str(model_path)],
                             capture_output=True, text=True, check=True)
     transcript = result.stdout.strip()
     assert asr.metrics.char_error_rate([SENTENCES[0]], [transcript]).rate < 0.3, transcript

@@ -1,0 +1,75 @@
+"""Stage 6: decode each evaluation set greedily and with beam search; write errors files and RESULTS.md.
+
+Each NAME=MANIFEST pair is scored; EXP_DIR/decode/NAME-MODE.errors.txt shows every utterance's reference and
+hypothesis aligned, worst first; RESULTS.md summarises WER and CER per set with the model's size, training data and
+hardware, and the command that produced it.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from asr.checkpoint import load_model_file
+from asr.evaluate import evaluate_manifest
+from asr.model import count_parameters
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--sets", nargs="+", required=True, metavar="NAME=MANIFEST")
+    parser.add_argument("--beam-size", type=int, default=8, help="beam width for the beam-search row (0: skip)")
+    parser.add_argument("--output-dir", required=True, help="errors files go here")
+    parser.add_argument("--results", required=True, help="markdown summary to write, e.g. RESULTS.md")
+    parser.add_argument("--command", default="", help="the command line to record in the summary")
+    args = parser.parse_args()
+
+    model_file = load_model_file(args.model)
+    meta = model_file.metadata
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    modes = [("greedy", 1)] + ([(f"beam {args.beam_size}", args.beam_size)] if args.beam_size > 1 else [])
+    rows = []
+    for item in args.sets:
+        name, _, manifest = item.partition("=")
+        for mode, beam in modes:
+            started = time.perf_counter()
+            report = evaluate_manifest(args.model, manifest, beam_size=beam,
+                                       errors_path=output / f"{name}-{mode.replace(' ', '')}.errors.txt")
+            seconds = time.perf_counter() - started
+            print(f"{name:>16} {mode:>8}: WER {report.wer}  CER {report.cer}  ({seconds:.0f} s)", flush=True)
+            rows.append((name, mode, report, seconds))
+
+    size_mb = Path(args.model).stat().st_size / 1e6
+    config = meta.get("config", {})
+    lines = [
+        "# Results", "",
+        f"Model `{args.model}`: {count_parameters(model_file.model):,} parameters ({size_mb:.1f} MB file), "
+        f"{model_file.model.config.num_layers} BiLSTM layers of {model_file.model.config.hidden_size}, "
+        f"subsampling {model_file.model.config.subsampling}.",
+        f"Trained on {meta.get('train_hours', '?')} h ({meta.get('train_utterances', '?')} utterances) for "
+        f"{meta.get('epochs', '?')} epochs, {meta.get('steps', '?')} steps, "
+        f"{meta.get('train_seconds', 0) / 3600:.2f} h of training time on {meta.get('device', '?')} "
+        f"x {meta.get('processes', 1)} process(es); learning rate {config.get('train', {}).get('learning_rate')}."
+        + (f" Weights averaged over {', '.join(meta['averaged_checkpoints'])}." if "averaged_checkpoints" in meta
+           else ""),
+        f"Decoded on {platform.processor() or platform.machine()} ({os.cpu_count()} cores).", "",
+        "| set | utterances | decoding | WER % | CER % | substitutions / deletions / insertions (words) |",
+        "| --- | ---: | --- | ---: | ---: | --- |",
+    ]
+    for name, mode, report, _ in rows:
+        w = report.wer
+        lines.append(f"| {name} | {report.utterances} | {mode} | {100 * w.rate:.2f} | {100 * report.cer.rate:.2f} | "
+                     f"{w.substitutions} / {w.deletions} / {w.insertions} |")
+    if args.command:
+        lines += ["", "Produced by:", "", "```", args.command, "```"]
+    Path(args.results).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
