@@ -6,14 +6,16 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import jiwer
 from tqdm import tqdm
 
+from asr.audio import SAMPLE_RATE, load_audio
 from asr.data import read_manifest
 from asr.errors import AsrError
 from asr.metrics import ErrorRate, char_error_rate, word_error_rate
-from asr.transcribe import load_model
+from asr.transcribe import Recognizer, load_model
 
 log = logging.getLogger(__name__)
 
@@ -33,28 +35,44 @@ def evaluate_manifest(model_path: str | os.PathLike, manifest: str | os.PathLike
                       beam_size: int | None = None, errors_path: str | os.PathLike | None = None,
                       batch_size: int = 16, show_progress: bool = True) -> EvaluationReport:
     """Transcribe every utterance of `manifest` with the model and score against its text."""
-    recognizer = load_model(model_path, device=device, beam_size=beam_size)
-    utterances = read_manifest(manifest)
-    by_path = {}
-    for utterance in utterances:
-        by_path.setdefault(utterance.audio, []).append(utterance)
-    hypotheses, unreadable = {}, 0
-    results = recognizer.transcribe_files([u.audio for u in utterances], batch_size=batch_size)
-    for utterance, (_, result) in tqdm(zip(utterances, results), total=len(utterances), unit="utt",
-                                       desc="evaluating", disable=not show_progress):
-        if isinstance(result, AsrError):
-            log.warning("%s: %s", utterance.id, result)
-            unreadable += 1
-            hypotheses[utterance.id] = ""
-        else:
-            hypotheses[utterance.id] = result.text
-    references = [u.text for u in utterances]
-    hyps = [hypotheses[u.id] for u in utterances]
-    report = EvaluationReport(word_error_rate(references, hyps), char_error_rate(references, hyps), len(utterances),
-                              unreadable, tuple(references), tuple(hyps), tuple(u.id for u in utterances))
+    recognizer = load_model(model_path, device=device)
+    report = evaluate_beams(recognizer, manifest, [beam_size or recognizer.beam_size], batch_size, show_progress)[0]
     if errors_path:
         write_errors_file(errors_path, report)
     return report
+
+
+def evaluate_beams(recognizer: Recognizer, manifest: str | os.PathLike, beam_sizes: Sequence[int],
+                   batch_size: int = 16, show_progress: bool = True) -> list[EvaluationReport]:
+    """Score `manifest` at each beam size (1 = greedy), running the model once per utterance for all of them."""
+    utterances = read_manifest(manifest)
+    hypotheses = {beam: {} for beam in beam_sizes}
+    unreadable = 0
+    bar = tqdm(total=len(utterances), unit="utt", desc="evaluating", disable=not show_progress)
+    for start in range(0, len(utterances), batch_size):
+        chunk = utterances[start:start + batch_size]
+        waveforms = []
+        for utterance in chunk:
+            try:
+                waveforms.append(load_audio(utterance.audio))
+            except AsrError as error:
+                log.warning("%s: %s", utterance.id, error)
+                unreadable += 1
+                waveforms.append(None)
+        readable = [(u, w) for u, w in zip(chunk, waveforms) if w is not None]
+        for (utterance, waveform), log_probs in zip(readable, recognizer.log_probs([w for _, w in readable])):
+            for beam in beam_sizes:
+                hypotheses[beam][utterance.id] = recognizer.decode(log_probs, len(waveform) / SAMPLE_RATE, "", beam).text
+        bar.update(len(chunk))
+    bar.close()
+    references = [u.text for u in utterances]
+    reports = []
+    for beam in beam_sizes:
+        hyps = [hypotheses[beam].get(u.id, "") for u in utterances]  # unreadable audio scores as all deleted
+        reports.append(EvaluationReport(word_error_rate(references, hyps), char_error_rate(references, hyps),
+                                        len(utterances), unreadable, tuple(references), tuple(hyps),
+                                        tuple(u.id for u in utterances)))
+    return reports
 
 
 def write_errors_file(path: str | os.PathLike, report: EvaluationReport) -> None:

@@ -108,15 +108,20 @@ class Recognizer:
         return [log_probs[i, :n].float().cpu() for i, n in enumerate(out_lens.tolist())]
 
     def _transcribe_samples(self, waveforms, sources, beam_size) -> list[Transcript]:
-        beam = beam_size or self.beam_size
         order = sorted(range(len(waveforms)), key=lambda i: len(waveforms[i]))  # similar lengths pad less
         results: list[Transcript | None] = [None] * len(waveforms)
         all_log_probs = self.log_probs([waveforms[i] for i in order])
         for i, log_probs in zip(order, all_log_probs):
-            hypothesis = greedy_decode(log_probs) if beam <= 1 else beam_search(log_probs, beam_size=beam)[0]
-            results[i] = self._transcript(hypothesis, log_probs, len(waveforms[i]) / self.feature_config.sample_rate,
-                                          sources[i])
+            results[i] = self.decode(log_probs, len(waveforms[i]) / self.feature_config.sample_rate, sources[i],
+                                     beam_size)
         return results
+
+    def decode(self, log_probs: torch.Tensor, duration: float, source: str = "",
+               beam_size: int | None = None) -> Transcript:
+        """One utterance's (frames, vocab) log-probs -> `Transcript`; greedy when the beam size is 1."""
+        beam = beam_size or self.beam_size
+        hypothesis = greedy_decode(log_probs) if beam <= 1 else beam_search(log_probs, beam_size=beam)[0]
+        return self._transcript(hypothesis, log_probs, duration, source)
 
     def _transcript(self, hypothesis: Hypothesis, log_probs: torch.Tensor, duration: float, source: str) -> Transcript:
         probs = log_probs.exp().numpy()

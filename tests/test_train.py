@@ -79,3 +79,12 @@ def test_malformed_manifest_names_the_line(tmp_path):
     path.write_text('{"id": "a", "audio": "a.wav", "duration": -1, "text": "A"}\n')
     with pytest.raises(ManifestError, match="positive"):
         read_manifest(path)
+
+
+def test_mixed_precision_path_trains(noise_manifest, tmp_path):
+    # bf16 autocast is what a GPU run uses; the CPU runs the same code path.
+    config = apply_overrides(preset("tiny"), OVERRIDES + ["train.precision=bf16", "train.epochs=2",
+                                                          "train.spec_augment=false"])
+    model = load_model_file(train(config, noise_manifest, tmp_path / "exp", show_progress=False))
+    assert model.metadata["skipped_batches"] == 0
+    assert all(torch.isfinite(t).all() for t in model.model.state_dict().values())

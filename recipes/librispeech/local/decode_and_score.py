@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from asr.checkpoint import load_model_file
-from asr.evaluate import evaluate_manifest
+from asr.evaluate import evaluate_beams, write_errors_file
+from asr.transcribe import Recognizer
 from asr.model import count_parameters
 
 
@@ -29,19 +30,22 @@ def main() -> int:
 
     model_file = load_model_file(args.model)
     meta = model_file.metadata
+    recognizer = Recognizer(model_file)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    modes = [("greedy", 1)] + ([(f"beam {args.beam_size}", args.beam_size)] if args.beam_size > 1 else [])
+    beams = [1] + ([args.beam_size] if args.beam_size > 1 else [])
     rows = []
     for item in args.sets:
         name, _, manifest = item.partition("=")
-        for mode, beam in modes:
-            started = time.perf_counter()
-            report = evaluate_manifest(args.model, manifest, beam_size=beam,
-                                       errors_path=output / f"{name}-{mode.replace(' ', '')}.errors.txt")
-            seconds = time.perf_counter() - started
-            print(f"{name:>16} {mode:>8}: WER {report.wer}  CER {report.cer}  ({seconds:.0f} s)", flush=True)
-            rows.append((name, mode, report, seconds))
+        started = time.perf_counter()
+        reports = evaluate_beams(recognizer, manifest, beams)
+        seconds = time.perf_counter() - started
+        for beam, report in zip(beams, reports):
+            mode = "greedy" if beam == 1 else f"beam {beam}"
+            write_errors_file(output / f"{name}-{mode.replace(' ', '')}.errors.txt", report)
+            print(f"{name:>16} {mode:>8}: WER {report.wer}  CER {report.cer}", flush=True)
+            rows.append((name, mode, report))
+        print(f"{name:>16} decoded in {seconds:.0f} s", flush=True)
 
     size_mb = Path(args.model).stat().st_size / 1e6
     config = meta.get("config", {})
@@ -60,7 +64,7 @@ def main() -> int:
         "| set | utterances | decoding | WER % | CER % | substitutions / deletions / insertions (words) |",
         "| --- | ---: | --- | ---: | ---: | --- |",
     ]
-    for name, mode, report, _ in rows:
+    for name, mode, report in rows:
         w = report.wer
         lines.append(f"| {name} | {report.utterances} | {mode} | {100 * w.rate:.2f} | {100 * report.cer.rate:.2f} | "
                      f"{w.substitutions} / {w.deletions} / {w.insertions} |")
