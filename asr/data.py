@@ -110,13 +110,30 @@ class Batch:
         return len(self.indices)
 
 
-class UtteranceDataset(torch.utils.data.Dataset):
-    """Reads audio and computes log-mel features; an unreadable file yields None (logged and skipped by collate)."""
+SPEED_FACTORS = (0.9, 1.0, 1.1)
 
-    def __init__(self, utterances: Sequence[Utterance], vocabulary: Vocabulary, feature_config: FeatureConfig):
+
+def perturb_speed(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Speed perturbation for training: one of SPEED_FACTORS, drawn from `rng`."""
+    from asr.augment import change_speed
+
+    return change_speed(samples, float(rng.choice(SPEED_FACTORS)))
+
+
+class UtteranceDataset(torch.utils.data.Dataset):
+    """Reads audio and computes log-mel features; an unreadable file yields None (logged and skipped by collate).
+
+    With `speed_seed` set, each utterance is speed-perturbed by a factor drawn from (speed_seed, epoch, index), so
+    an epoch is reproducible; set `epoch` before each epoch's loader is made.
+    """
+
+    def __init__(self, utterances: Sequence[Utterance], vocabulary: Vocabulary, feature_config: FeatureConfig,
+                 speed_seed: int | None = None):
         self.utterances = list(utterances)
         self.vocabulary = vocabulary
         self.feature_config = feature_config
+        self.speed_seed = speed_seed
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -129,6 +146,8 @@ class UtteranceDataset(torch.utils.data.Dataset):
         except (AsrError, ValueError) as error:
             log.warning("skipping utterance %s: %s", utterance.id, error)
             return None
+        if self.speed_seed is not None:
+            samples = perturb_speed(samples, np.random.default_rng([self.speed_seed, self.epoch, index]))
         return Example(log_mel(samples, self.feature_config), torch.tensor(labels, dtype=torch.long), index)
 
 

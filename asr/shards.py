@@ -24,7 +24,7 @@ import soundfile
 import torch
 
 from asr.audio import SAMPLE_RATE, load_audio
-from asr.data import Batch, Example, Utterance, collate
+from asr.data import Batch, Example, Utterance, collate, perturb_speed
 from asr.errors import AsrError, ManifestError
 from asr.features import FeatureConfig, log_mel
 from asr.model import fits_ctc
@@ -112,6 +112,7 @@ class StreamConfig:
     world_size: int = 1
     shuffle_buffer: int = 500  # utterances
     subsampling: int = 1  # the model's, to drop utterances too short for their transcripts
+    speed_perturbation: bool = False
 
 
 def shards_for(index: dict, config: StreamConfig) -> list[str]:
@@ -143,18 +144,21 @@ class ShardStream(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.config.seed, self.config.epoch, self.config.rank, worker_id])
         samples = wds.WebDataset(files, shardshuffle=False, nodesplitter=_all, workersplitter=_all,
                                  empty_check=False)
-        examples = (self._example(sample) for sample in samples)
+        speed_rng = rng if self.config.speed_perturbation else None
+        examples = (self._example(sample, speed_rng) for sample in samples)
         if not self.config.sorted_epoch:
             examples = _shuffled(examples, self.config.shuffle_buffer, rng)
         yield from _frame_bounded_batches(examples, self.config.max_batch_frames)
 
-    def _example(self, sample: dict) -> Example | None:
+    def _example(self, sample: dict, speed_rng: np.random.Generator | None = None) -> Example | None:
         try:
             samples, rate = soundfile.read(io.BytesIO(sample["flac"]), dtype="float32")
             labels = self.vocabulary.encode(sample["txt"].decode())
         except Exception as error:  # a damaged sample is skipped like unreadable audio in a manifest
             log.warning("skipping sample %s: %s", sample.get("__key__"), error)
             return None
+        if speed_rng is not None:
+            samples = perturb_speed(samples, speed_rng)
         features = log_mel(samples, self.feature_config)
         if not fits_ctc(features.shape[0], labels, self.config.subsampling):
             return None  # too short for its transcript: CTC has no alignment for it

@@ -104,6 +104,13 @@ class StopRequest:
             signal.signal(signum, handler)
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """Data-loader workers leave SIGINT/SIGTERM to the main process, which stops at a clean point and shuts
+    them down; Ctrl-C reaches the whole process group, and a worker dying of it would abort training mid-step."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class TrainingStopped(Exception):
     """Training stopped early with its state saved; rerunning the same command resumes."""
 
@@ -148,16 +155,21 @@ class TrainingData:
         generator = torch.Generator().manual_seed(train.seed + epoch)  # so the loader draws no global randomness
         if self.index is None:
             mine = self._manifest_batches(epoch)[self.rank::self.world_size]
-            dataset = UtteranceDataset(self.utterances, self.vocabulary, self.config.features)
+            dataset = UtteranceDataset(self.utterances, self.vocabulary, self.config.features,
+                                       speed_seed=train.seed if train.speed_perturbation else None)
+            dataset.epoch = epoch
             return torch.utils.data.DataLoader(dataset, batch_sampler=mine[skip:], collate_fn=collate,
                                                num_workers=train.num_workers, generator=generator,
-                                               pin_memory=torch.cuda.is_available())
+                                               pin_memory=torch.cuda.is_available(),
+                                               worker_init_fn=ignore_stop_signals)
         stream = ShardStream(self.index, StreamConfig(
             max_batch_frames=train.max_batch_frames, seed=train.seed, epoch=epoch,
             sorted_epoch=train.sortagrad and epoch == 0, rank=self.rank, world_size=self.world_size,
-            subsampling=self.config.model.subsampling), self.vocabulary, self.config.features)
+            subsampling=self.config.model.subsampling, speed_perturbation=train.speed_perturbation),
+            self.vocabulary, self.config.features)
         loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=train.num_workers,
-                                             generator=generator, pin_memory=torch.cuda.is_available())
+                                             generator=generator, pin_memory=torch.cuda.is_available(),
+                                             worker_init_fn=ignore_stop_signals)
         return itertools.islice(loader, skip, None)
 
     def sample_utterance_features(self) -> Iterable:

@@ -57,7 +57,8 @@ def test_sorted_epoch_runs_shortest_first(noise_manifest, shard_dir):
 
 def test_training_from_shards_resumes_exactly(shard_dir, tmp_path):
     config = apply_overrides(preset("tiny"), ["train.epochs=2", "train.max_batch_frames=200", "model.dropout=0.1",
-                                              "train.spec_augment=true", "model.hidden_size=16"])
+                                              "train.spec_augment=true", "model.hidden_size=16",
+                                              "train.speed_perturbation=true"])
     straight = load_model_file(train(config, shard_dir, tmp_path / "a", show_progress=False))
     with pytest.raises(TrainingStopped):
         train(config, shard_dir, tmp_path / "b", show_progress=False, stop_after_steps=3)

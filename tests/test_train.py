@@ -9,8 +9,9 @@ from asr.data import frame_budget_batches, read_manifest
 from asr.errors import ConfigError, ManifestError
 from asr.train import TrainingStopped, train
 
-# Dropout and SpecAugment on, so the random state has to be restored for an exact resume.
+# Dropout, SpecAugment and speed perturbation on, so the random state has to be restored for an exact resume.
 OVERRIDES = ["train.epochs=3", "train.max_batch_frames=160", "train.spec_augment=true", "model.dropout=0.2",
+             "train.speed_perturbation=true",
              "model.hidden_size=16", "train.warmup_steps=2", "spec_augment.freq_width=5"]
 
 
@@ -88,3 +89,34 @@ def test_mixed_precision_path_trains(noise_manifest, tmp_path):
     model = load_model_file(train(config, noise_manifest, tmp_path / "exp", show_progress=False))
     assert model.metadata["skipped_batches"] == 0
     assert all(torch.isfinite(t).all() for t in model.model.state_dict().values())
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_the_rerun_finishes(noise_manifest, tmp_path):
+    # Ctrl-C signals the whole process group, data-loader workers included; nothing may be lost.
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    exp = tmp_path / "exp"
+    command = [sys.executable, "-m", "asr", "train", "--train-data", str(noise_manifest), "--exp-dir", str(exp),
+               "--preset", "tiny", "--device", "cpu", "--no-progress", "--set", "train.num_workers=1",
+               "--set", "train.max_batch_frames=120", "--set", "train.epochs=200"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.time() + 120
+    while not (exp / "checkpoints" / "epoch-2.pt").exists():  # well into training, loader workers running
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "state saved to" in stderr and "Traceback" not in stderr, stderr
+    stopped = torch.load(exp / "checkpoints" / "last.pt", weights_only=True)["progress"]["step"]
+    assert stopped > 0
+    rerun = subprocess.run(command[:-2] + ["--set", "train.epochs=3"], capture_output=True, text=True)
+    assert rerun.returncode == 2 and "different configuration" in rerun.stderr  # resuming needs the same config
+    finish = subprocess.run(command + ["--stop-after-steps", "3"], capture_output=True, text=True, timeout=120)
+    assert finish.returncode == 0 and f"stopped at step {stopped + 3}" in finish.stderr, finish.stderr
