@@ -154,7 +154,8 @@ if run_stage 4 train "$exp_dir"; then
 fi
 
 if run_stage 5 average "$exp_dir"; then
-  python local/average.py --exp-dir "$exp_dir" --last "$average_last" --output "$exp_dir/model_avg.pt"
+  python local/average.py --exp-dir "$exp_dir" --last "$average_last" --output "$exp_dir/model_avg.pt" \
+    --train-data "$data_dir/shards/train"
   done_stage 5 "$exp_dir"
 fi
 

@@ -1,10 +1,22 @@
 """Stage 5: average the weights of the last N epoch checkpoints into one model file."""
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
-from asr.checkpoint import average_checkpoints, load_model_file
+from asr.checkpoint import TRAINING_STATE_FORMAT, average_checkpoints, load_model_file, load_payload
+from asr.shards import read_index
+
+
+def stopped_run_metadata(exp: Path, train_data: str | None) -> dict:
+    progress = load_payload(exp / "checkpoints" / "last.pt", TRAINING_STATE_FORMAT)["progress"]
+    hours = round(read_index(train_data)["hours"], 3) if train_data and Path(train_data).is_dir() else "?"
+    config = json.loads((exp / "config.json").read_text())
+    return {"epochs": progress["epoch"], "steps": progress["step"], "train_hours": hours, "train_seconds": progress["train_seconds"],
+            "epochs_log": progress["epochs_log"], "config": config, "device": f"cpu ({os.cpu_count()} cores)",
+            "stopped_early": f"after {progress['epoch']} of {config['train']['epochs']} planned epochs"}
 
 
 def main() -> int:
@@ -12,11 +24,15 @@ def main() -> int:
     parser.add_argument("--exp-dir", required=True)
     parser.add_argument("--last", type=int, default=3, help="how many of the last epochs (default: 3)")
     parser.add_argument("--output", required=True)
+    parser.add_argument("--train-data", help="the shard folder trained on, for the hours of a run stopped early")
     args = parser.parse_args()
     exp = Path(args.exp_dir)
     epochs = sorted(exp.glob("checkpoints/epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))[-args.last:]
-    final = load_model_file(exp / "model.pt")  # training metadata (hours, steps, hardware) comes from here
-    average_checkpoints(epochs, args.output, metadata=final.metadata)
+    if (exp / "model.pt").exists():  # training metadata (hours, steps, hardware) comes from the final model
+        metadata = load_model_file(exp / "model.pt").metadata
+    else:  # training was stopped before its last epoch: say so, with what the last checkpoint knows
+        metadata = stopped_run_metadata(exp, args.train_data)
+    average_checkpoints(epochs, args.output, metadata=metadata)
     print(f"averaged {', '.join(p.name for p in epochs)} -> {args.output}")
     return 0
 

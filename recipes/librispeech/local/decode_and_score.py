@@ -54,12 +54,13 @@ def main() -> int:
         f"Model `{args.model}`: {count_parameters(model_file.model):,} parameters ({size_mb:.1f} MB file), "
         f"{model_file.model.config.num_layers} BiLSTM layers of {model_file.model.config.hidden_size}, "
         f"subsampling {model_file.model.config.subsampling}.",
-        f"Trained on {meta.get('train_hours', '?')} h ({meta.get('train_utterances', '?')} utterances) for "
+        f"Trained on {meta.get('train_hours', '?')} h for "
         f"{meta.get('epochs', '?')} epochs, {meta.get('steps', '?')} steps, "
         f"{meta.get('train_seconds', 0) / 3600:.2f} h of training time on {meta.get('device', '?')} "
         f"x {meta.get('processes', 1)} process(es); learning rate {config.get('train', {}).get('learning_rate')}."
         + (f" Weights averaged over {', '.join(meta['averaged_checkpoints'])}." if "averaged_checkpoints" in meta
-           else ""),
+           else "")
+        + (f" Training was stopped {meta['stopped_early']}." if "stopped_early" in meta else ""),
         f"Decoded on {platform.processor() or platform.machine()} ({os.cpu_count()} cores).", "",
         "| set | utterances | decoding | WER % | CER % | substitutions / deletions / insertions (words) |",
         "| --- | ---: | --- | ---: | ---: | --- |",
