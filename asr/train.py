@@ -33,7 +33,7 @@ from asr.checkpoint import (FORMAT_VERSION, TRAINING_STATE_FORMAT, atomic_save, 
 from asr.config import ExperimentConfig
 from asr.data import Batch, Example, UtteranceDataset, Utterance, collate, frame_budget_batches, read_manifest
 from asr.decode import greedy_decode
-from asr.errors import ConfigError, ManifestError
+from asr.errors import CheckpointError, ConfigError, ManifestError
 from asr.features import FeatureStatistics, spec_augment
 from asr.metrics import char_error_rate, word_error_rate
 from asr.model import BiLstmCtc, count_parameters, fits_ctc
@@ -522,7 +522,11 @@ def _save_state(path: Path, trainer: Trainer, progress: Progress) -> None:
 
 def _restore(path: Path, trainer: Trainer) -> Progress:
     payload = load_payload(path, TRAINING_STATE_FORMAT)
-    trainer.model.load_state_dict(payload["model"]["state_dict"])
+    try:
+        trainer.model.load_state_dict(payload["model"]["state_dict"])
+    except RuntimeError:
+        raise CheckpointError(f"{path}: holds a model of another shape than this experiment's config; it belongs "
+                              "to another run: move it away, or use a new --exp-dir") from None
     trainer.optimizer.load_state_dict(payload["optimizer"])
     trainer.scheduler.load_state_dict(payload["scheduler"])
     trainer.scaler.load_state_dict(payload["scaler"])
