@@ -260,7 +260,7 @@ def train(config: ExperimentConfig, train_data: str | os.PathLike, exp_dir: str 
                     _save_state(exp_dir / "checkpoints" / f"epoch-{progress.epoch}.pt", trainer, progress)
                     _save_state(state_path, trainer, progress)
                     _prune_checkpoints(exp_dir / "checkpoints", config.train.keep_checkpoints)
-                    _plot(exp_dir)
+                    _plot(exp_dir, final=progress.epoch == config.train.epochs)
                 _barrier(world_size)
     finally:
         if board is not None:
@@ -565,11 +565,17 @@ def _tensorboard(exp_dir: Path):
     return SummaryWriter(log_dir=str(exp_dir / "tensorboard"))
 
 
-def _plot(exp_dir: Path) -> None:
+PLOT_EVERY_SECONDS = 60  # redrawing takes about half a second; a run of many short epochs must not pay it each one
+
+
+def _plot(exp_dir: Path, final: bool = False) -> None:
     from asr.plots import plot_training_curves
 
+    png = exp_dir / "training_curves.png"
+    if not final and png.exists() and time.time() - png.stat().st_mtime < PLOT_EVERY_SECONDS:
+        return
     try:
-        plot_training_curves(exp_dir / "train_log.jsonl", exp_dir / "training_curves.png")
+        plot_training_curves(exp_dir / "train_log.jsonl", png)
     except Exception as error:  # a plot must never stop training
         log.warning("could not draw the training curves: %s", error)
 
