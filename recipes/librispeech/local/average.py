@@ -14,9 +14,11 @@ def stopped_run_metadata(exp: Path, train_data: str | None) -> dict:
     progress = load_payload(exp / "checkpoints" / "last.pt", TRAINING_STATE_FORMAT)["progress"]
     hours = round(read_index(train_data)["hours"], 3) if train_data and Path(train_data).is_dir() else "?"
     config = json.loads((exp / "config.json").read_text())
-    return {"epochs": progress["epoch"], "steps": progress["step"], "train_hours": hours, "train_seconds": progress["train_seconds"],
+    return {"epochs": progress["epoch"], "step_in_epoch": progress["step_in_epoch"], "steps": progress["step"],
+            "train_hours": hours, "train_seconds": progress["train_seconds"],
             "epochs_log": progress["epochs_log"], "config": config, "device": f"cpu ({os.cpu_count()} cores)",
-            "stopped_early": f"after {progress['epoch']} of {config['train']['epochs']} planned epochs"}
+            "stopped_early": f"after {progress['epoch']} of {config['train']['epochs']} planned epochs and "
+                             f"{progress['step_in_epoch']} steps into the next"}
 
 
 def main() -> int:
@@ -27,11 +29,14 @@ def main() -> int:
     parser.add_argument("--train-data", help="the shard folder trained on, for the hours of a run stopped early")
     args = parser.parse_args()
     exp = Path(args.exp_dir)
-    epochs = sorted(exp.glob("checkpoints/epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))[-args.last:]
+    epochs = sorted(exp.glob("checkpoints/epoch-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
     if (exp / "model.pt").exists():  # training metadata (hours, steps, hardware) comes from the final model
         metadata = load_model_file(exp / "model.pt").metadata
     else:  # training was stopped before its last epoch: say so, with what the last checkpoint knows
         metadata = stopped_run_metadata(exp, args.train_data)
+        if metadata["step_in_epoch"]:  # stopped mid-epoch: the newest weights are in last.pt
+            epochs.append(exp / "checkpoints" / "last.pt")
+    epochs = epochs[-args.last:]
     average_checkpoints(epochs, args.output, metadata=metadata)
     print(f"averaged {', '.join(p.name for p in epochs)} -> {args.output}")
     return 0
