@@ -6,11 +6,11 @@ import sys
 import pytest
 import torch
 
-import asr
 from asr.checkpoint import save_model
 from asr.config import preset
 from asr.evaluate import evaluate_manifest
 from asr.features import FeatureConfig
+from asr.metrics import char_error_rate
 from asr.model import BiLstmCtc
 from asr.synth_corpus import speak_to_manifest
 from asr.text import Vocabulary
@@ -43,4 +43,4 @@ def test_tiny_model_learns_speech_and_the_cli_transcribes_it(tmp_path):
     result = subprocess.run(command + ["transcribe", str(audio), "--model", str(model_path)],
                             capture_output=True, text=True, check=True)
     transcript = result.stdout.strip()
-    assert asr.metrics.char_error_rate([SENTENCES[0]], [transcript]).rate < 0.3, transcript
+    assert char_error_rate([SENTENCES[0]], [transcript]).rate < 0.3, transcript

@@ -23,7 +23,7 @@ SENTENCES = [normalize_text(s) for s in [
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
-    sentences = [f"{s} {word}" for s, word in zip(SENTENCES, ["ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX"] * 10)]
+    sentences = [f"{s} {normalize_text(str(n))}" for n in range(40) for s in SENTENCES[:10]]  # 400 distinct
     plan = synth_corpus.plan_corpus(sentences, {"train": 0.004, "dev": 0.002, "test": 0.002}, seed=3,
                                     dev_clean=[("84-121123-0000", "GO DO YOU HEAR")], dev_clean_hours=0.001)
     report = synth_corpus.write_corpus(root, plan, seed=3, jobs=2, show_progress=False)
