@@ -53,6 +53,7 @@ def write_shards(utterances: Sequence[Utterance], out_dir: str | os.PathLike, ma
         stale.unlink()
     ordered = sorted(utterances, key=lambda u: u.duration)
     skipped = 0
+    tally: dict[str, list] = {}  # shard file -> [utterances, seconds], kept while writing
     pattern = str(out_dir / "shard-%06d.tar")
     with wds.ShardWriter(pattern, maxsize=int(max_shard_mb * 1e6), maxcount=1_000_000, verbose=0) as writer:
         for utterance in tqdm(ordered, desc="writing shards", unit="utt", disable=not show_progress):
@@ -64,33 +65,21 @@ def write_shards(utterances: Sequence[Utterance], out_dir: str | os.PathLike, ma
                 continue
             flac = io.BytesIO()
             soundfile.write(flac, samples, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+            seconds = len(samples) / SAMPLE_RATE
             writer.write({"__key__": utterance.id.replace(".", "_"), "flac": flac.getvalue(),
                           "txt": utterance.text.encode(), "json": json.dumps(
-                              {"id": utterance.id, "duration": len(samples) / SAMPLE_RATE,
-                               "speaker": utterance.speaker}).encode()})
-    files = sorted(out_dir.glob("shard-*.tar"))
-    counts = _count_shards(files)
-    index = {"shards": [{"file": f.name, "utterances": n, "seconds": s} for f, (n, s) in zip(files, counts)],
-             "utterances": sum(n for n, _ in counts), "hours": sum(s for _, s in counts) / 3600, "skipped": skipped}
+                              {"id": utterance.id, "duration": seconds, "speaker": utterance.speaker}).encode()})
+            counts = tally.setdefault(Path(writer.fname).name, [0, 0.0])  # the shard this sample went into
+            counts[0] += 1
+            counts[1] += seconds
+    shards = [{"file": name, "utterances": n, "seconds": round(seconds, 3)}
+              for name, (n, seconds) in sorted(tally.items())]
+    index = {"shards": shards, "utterances": sum(s["utterances"] for s in shards),
+             "hours": sum(s["seconds"] for s in shards) / 3600, "skipped": skipped}
     tmp = index_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(index, indent=1) + "\n")
     os.replace(tmp, index_path)
     return index
-
-
-def _count_shards(files: Sequence[Path]) -> list[tuple[int, float]]:
-    import tarfile
-
-    counts = []
-    for file in files:
-        n, seconds = 0, 0.0
-        with tarfile.open(file) as tar:
-            for member in tar:
-                if member.name.endswith(".json"):
-                    n += 1
-                    seconds += json.load(tar.extractfile(member))["duration"]
-        counts.append((n, round(seconds, 3)))
-    return counts
 
 
 def read_index(shard_dir: str | os.PathLike) -> dict:
