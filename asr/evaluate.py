@@ -11,11 +11,11 @@ from typing import Sequence
 import jiwer
 from tqdm import tqdm
 
-from asr.audio import SAMPLE_RATE, load_audio
+from asr.audio import SAMPLE_RATE
 from asr.data import read_manifest
 from asr.errors import AsrError
 from asr.metrics import ErrorRate, char_error_rate, word_error_rate
-from asr.transcribe import Recognizer, load_model
+from asr.transcribe import Recognizer, load_model, read_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +49,14 @@ def evaluate_beams(recognizer: Recognizer, manifest: str | os.PathLike, beam_siz
     hypotheses = {beam: {} for beam in beam_sizes}
     unreadable = 0
     bar = tqdm(total=len(utterances), unit="utt", desc="evaluating", disable=not show_progress)
-    for start in range(0, len(utterances), batch_size):
-        chunk = utterances[start:start + batch_size]
-        waveforms = []
-        for utterance in chunk:
-            try:
-                waveforms.append(load_audio(utterance.audio))
-            except AsrError as error:
-                log.warning("%s: %s", utterance.id, error)
+    in_order = iter(utterances)
+    for batch in read_in_batches([u.audio for u in utterances], batch_size):
+        chunk = [(next(in_order), samples) for _, samples in batch]
+        for utterance, samples in chunk:
+            if isinstance(samples, AsrError):
+                log.warning("%s: %s", utterance.id, samples)
                 unreadable += 1
-                waveforms.append(None)
-        readable = [(u, w) for u, w in zip(chunk, waveforms) if w is not None]
+        readable = [(u, w) for u, w in chunk if not isinstance(w, AsrError)]
         for (utterance, waveform), log_probs in zip(readable, recognizer.log_probs([w for _, w in readable])):
             for beam in beam_sizes:
                 hypotheses[beam][utterance.id] = recognizer.decode(log_probs, len(waveform) / SAMPLE_RATE, "", beam).text

@@ -47,6 +47,23 @@ def resolve_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
+def read_in_batches(paths: Iterable[str | os.PathLike],
+                    batch_size: int) -> Iterator[list[tuple[str, np.ndarray | AsrError]]]:
+    """Read audio files `batch_size` at a time -> [(path, samples or the AsrError that file raised)], in order, so
+    one unreadable file among many is reported without losing the others."""
+    batch: list[tuple[str, np.ndarray | AsrError]] = []
+    for path in paths:
+        try:
+            batch.append((str(path), load_audio(path)))
+        except AsrError as error:
+            batch.append((str(path), error))
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 class Recognizer:
     """A loaded acoustic model with its features, vocabulary and default decoding options."""
 
@@ -79,16 +96,8 @@ class Recognizer:
                          batch_size: int = 8) -> Iterator[tuple[str, Transcript | AsrError]]:
         """Yield (path, transcript) in order, or (path, error) for a file that could not be read, so one bad file
         among many is reported without losing the others. Reads at most `batch_size` files at a time."""
-        pending: list[tuple[str, np.ndarray | AsrError]] = []
-        for path in paths:
-            try:
-                pending.append((str(path), load_audio(path)))
-            except AsrError as error:
-                pending.append((str(path), error))
-            if len(pending) == batch_size:
-                yield from self._flush(pending, beam_size)
-                pending = []
-        yield from self._flush(pending, beam_size)
+        for pending in read_in_batches(paths, batch_size):
+            yield from self._flush(pending, beam_size)
 
     def _flush(self, pending, beam_size):
         readable = [(path, samples) for path, samples in pending if not isinstance(samples, AsrError)]
