@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="JSONL manifest of the training utterances, or a folder of WebDataset shards")
     train.add_argument("--valid-manifest", help="JSONL manifest scored (greedy WER/CER) after each epoch")
     train.add_argument("--exp-dir", required=True, help="experiment folder: config, checkpoints, logs, model")
-    train.add_argument("--preset", default="small", help="tiny, small, medium or large (default: small)")
+    train.add_argument("--preset", default="small", help="tiny, small, base (the bundled default model), medium or large (default: small)")
     train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                        help="override one config value, e.g. --set train.epochs=5 (repeatable)")
     train.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: auto)")

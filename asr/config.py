@@ -81,6 +81,13 @@ PRESETS: dict[str, ExperimentConfig] = {
         train=TrainConfig(epochs=5, max_batch_frames=12_000, learning_rate=3e-3, warmup_steps=100,
                           num_workers=1),
     ),
+    # The bundled default model: trained on CPU over several sessions (about 20 minutes an epoch of 10 hours on
+    # two cores), small enough for real-time transcription on a laptop with int8 weights.
+    "base": ExperimentConfig(
+        model=ModelConfig(subsampling=4, conv_channels=32, hidden_size=256, num_layers=3, dropout=0.1),
+        train=TrainConfig(epochs=16, max_batch_frames=16_000, learning_rate=3e-3, warmup_steps=200,
+                          num_workers=1, checkpoint_every_steps=200),
+    ),
     "medium": ExperimentConfig(
         model=ModelConfig(subsampling=2, conv_channels=32, hidden_size=512, num_layers=4, dropout=0.2),
         train=TrainConfig(epochs=40, max_batch_frames=120_000, learning_rate=1e-3, warmup_steps=1000,

@@ -21,7 +21,9 @@ class Hypothesis:
 
     tokens: tuple[int, ...]  # label indices, blanks removed and repeats collapsed
     timesteps: tuple[int, ...]  # output frame at which each token is emitted
-    score: float  # natural-log probability (best path for greedy, all alignments for beam search)
+    score: float  # natural-log probability (best path for greedy, all alignments for beam search); with an LM, fused
+    acoustic_score: float | None = None  # with an LM: the CTC part of `score`
+    lm_score: float | None = None  # with an LM: log P(words), natural log, before the LM weight
 
 
 def _as_numpy(log_probs) -> np.ndarray:

@@ -34,6 +34,11 @@ class Vocabulary:
     def blank(self) -> int:
         return 0
 
+    @property
+    def space(self) -> int:
+        """The word separator's index (-1 if the vocabulary has none)."""
+        return self._index.get(" ", -1)
+
     def __len__(self) -> int:
         return len(self.tokens)
 

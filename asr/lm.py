@@ -1,0 +1,83 @@
+"""Word n-gram language models for decoding: an ARPA or KenLM binary file, queried through the `kenlm` package.
+
+A `LanguageModel` knows its words as well as its scores: they come from the ARPA file's unigrams, or, for a
+binary (which `kenlm` cannot list), from the word list that `asr lm build` writes beside it (`<binary>.words`).
+The decoder needs them to tell a word it can score from one it cannot, and to spell only known words when asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+from asr.errors import AsrError
+from asr.ngram import arpa_vocabulary
+
+BINARY_MAGIC = b"mmap lm "  # how every KenLM binary file begins
+
+
+def words_file_of(path: str | os.PathLike) -> Path:
+    return Path(str(path) + ".words")
+
+
+def is_kenlm_binary(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(len(BINARY_MAGIC)) == BINARY_MAGIC
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """KenLM's C++ loader prints a progress bar and advice to file descriptor 2; keep the terminal for our own."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class LanguageModel:
+    """A loaded n-gram model (`.model`, a `kenlm.Model`) and its vocabulary (`.words`)."""
+
+    def __init__(self, path: str | os.PathLike):
+        import kenlm  # imported here so that `asr` works without it until an LM is asked for
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise AsrError(f"{self.path}: no such language model file; build one with `asr lm build` or pass an "
+                           "ARPA file such as LibriSpeech's 4-gram.arpa")
+        try:
+            binary = is_kenlm_binary(self.path)
+        except OSError as error:
+            raise AsrError(f"{self.path}: cannot read the language model ({error.strerror})") from None
+        if binary:
+            words_file = words_file_of(self.path)
+            if not words_file.is_file():
+                raise AsrError(f"{self.path}: a KenLM binary needs its word list beside it ({words_file.name}, one "
+                               "word a line); `asr lm build` writes one, or pass the ARPA file instead")
+            self.words = words_file.read_text(encoding="utf-8").split()
+        else:
+            self.words = arpa_vocabulary(self.path)
+        try:
+            with _quiet_stderr():
+                self.model = kenlm.Model(str(self.path))
+        except (OSError, RuntimeError, ValueError) as error:
+            message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            raise AsrError(f"{self.path}: not a usable ARPA or KenLM binary language model ({message})") from None
+        self.order = self.model.order
+
+    def __repr__(self) -> str:
+        return f"LanguageModel({str(self.path)!r}, order={self.order}, words={len(self.words)})"
+
+
+def load_language_model(path: str | os.PathLike | None) -> LanguageModel | None:
+    return None if path is None else LanguageModel(path)

@@ -1,0 +1,533 @@
+"""CTC prefix beam search with shallow fusion of a word n-gram language model, compiled with numba.
+
+The search is the CTC prefix beam search of `asr.decode.beam_search` (Hannun et al., 2014). A prefix's score is
+
+    log P_ctc(prefix) + lm_weight * log P_lm(words) + word_bonus * #words + unk_penalty * #unknown words
+
+where a word is scored when the space after it (or the end of the utterance) is emitted, and a partial word that
+no known word starts with takes the unknown-word penalty at once, so hopeless spellings fall out of the beam early.
+
+Speed comes from three choices:
+* the whole frame loop runs in numba, without the GIL, on flat arrays (prefixes are nodes of a trie of tokens);
+* the `kenlm` model is only asked about (LM state, word) pairs not seen before: numba stops at a frame that needs
+  one, Python asks kenlm and fills a cache, and numba re-runs that frame. After a few utterances almost every
+  query is a cache hit, so Python is rarely entered;
+* known words are followed letter by letter in a lexicon trie, so "is this a word" costs one array lookup.
+
+Memory stays bounded on hour-long inputs: when the prefix trie fills, nodes no live prefix uses are dropped, and
+LM states no live prefix uses are forgotten with the cache.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numba
+import numpy as np
+from numba import types
+from numba.typed import Dict
+
+from asr.decode import Hypothesis, _as_numpy
+from asr.errors import AsrError
+from asr.lm import LanguageModel
+from asr.text import Vocabulary
+
+LN10 = math.log(10.0)
+NEG_INF = -np.inf
+_NEED_LM, _NEED_ROOM = 1, 2  # why the compiled search stopped before the last frame
+
+
+@dataclass(frozen=True)
+class DecoderOptions:
+    """How the search weighs and prunes. Natural-log units throughout."""
+
+    beam_size: int = 32
+    lm_weight: float = 0.5  # alpha: how much the LM's log-probability counts against the acoustic one
+    word_bonus: float = 1.0  # beta: added per word, against the LM's bias towards fewer, shorter words
+    unk_penalty: float = -10.0  # added per word the LM does not know (and to a partial word no known word starts)
+    beam_threshold: float = 25.0  # prefixes scoring more than this below the best are dropped
+    token_min_logp: float = -10.0  # characters less likely than this in a frame are not tried (the best always is)
+    lexicon_only: bool = False  # spell only words the LM knows
+
+    def __post_init__(self):
+        if self.beam_size < 1:
+            raise AsrError(f"beam size must be at least 1, not {self.beam_size}")
+        if self.beam_threshold <= 0:
+            raise AsrError(f"beam threshold must be positive, not {self.beam_threshold}")
+
+
+# ----------------------------------------------------------------------------------------------- lexicon trie
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The LM's spellable words as a trie over token ids, in compressed-row form: the children of node n are
+    child[first[n]:first[n + 1]], reached by tokens token[first[n]:first[n + 1]]; word[n] is the word id ending at
+    n, or -1. Node 0 is the root (the start of a word)."""
+
+    first: np.ndarray
+    token: np.ndarray
+    child: np.ndarray
+    word: np.ndarray
+    words: tuple[str, ...]  # word id -> text, as the LM spells it
+
+
+def build_lexicon(words: Sequence[str], vocabulary: Vocabulary) -> Lexicon:
+    letters = {char: i for i, char in enumerate(vocabulary.tokens) if i not in (vocabulary.blank, vocabulary.space)}
+    children: list[dict[int, int]] = [{}]
+    word_at = [-1]
+    spellable = []
+    for word in words:
+        if not word or any(char not in letters for char in word):
+            continue  # <s>, </s>, <unk>, and words with characters the acoustic model cannot emit
+        node = 0
+        for char in word:
+            token = letters[char]
+            nxt = children[node].get(token)
+            if nxt is None:
+                nxt = children[node][token] = len(children)
+                children.append({})
+                word_at.append(-1)
+            node = nxt
+        if word_at[node] < 0:
+            word_at[node] = len(spellable)
+            spellable.append(word)
+    if not spellable:
+        raise AsrError("the language model has no word the acoustic model can spell (its alphabet is "
+                       f"{''.join(vocabulary.tokens[2:])!r}); is the LM lower case?")
+    sizes = np.fromiter((len(c) for c in children), dtype=np.int64, count=len(children))
+    first = np.zeros(len(children) + 1, dtype=np.int32)
+    np.cumsum(sizes, out=first[1:])
+    token = np.empty(first[-1], dtype=np.int32)
+    child = np.empty(first[-1], dtype=np.int32)
+    for node, kids in enumerate(children):
+        for offset, (tok, nxt) in enumerate(sorted(kids.items())):
+            token[first[node] + offset] = tok
+            child[first[node] + offset] = nxt
+    return Lexicon(first, token, child, np.asarray(word_at, dtype=np.int32), tuple(spellable))
+
+
+# ----------------------------------------------------------------------------------------------- compiled core
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _logaddexp(a, b):
+    if a == -np.inf:
+        return b
+    if b == -np.inf:
+        return a
+    if a > b:
+        return a + math.log1p(math.exp(b - a))
+    return b + math.log1p(math.exp(a - b))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _lookup(table, key, missing):
+    """table[key], or `missing` (numba's Dict.get would return an Optional the compiler cannot index with)."""
+    if key in table:
+        return table[key]
+    return missing
+
+
+@numba.njit(cache=True, nogil=True)
+def _lexicon_step(first, token, child, node, tok):
+    if node < 0:
+        return -1
+    for i in range(first[node], first[node + 1]):
+        if token[i] == tok:
+            return child[i]
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _search(log_probs, t, params, blank, space, ntok, unk_id,
+            node_parent, node_token, node_frame, node_count, children,
+            beam, beam_p, beam_count,
+            cand, cand_p, slot_of,
+            lex_first, lex_token, lex_child, lex_word,
+            cache_score, cache_state, n_words_key, requests):
+    """Advance the beam from frame `t`. Returns (frame reached, status): status 0 when all frames are done,
+    _NEED_LM when `requests` holds (state, word) pairs to score first, _NEED_ROOM when the trie needs compaction.
+
+    beam[b] = (node, lm state, words, unknown words, lexicon node); beam_p[b] = (p_blank, p_label, lm log-prob).
+    """
+    lm_weight, word_bonus, unk_penalty, beam_threshold, token_min_logp = params[0], params[1], params[2], params[3], params[4]
+    lexicon_only = params[5] > 0
+    beam_size = cand.shape[0] // ntok
+    frames = log_probs.shape[0]
+    capacity = node_parent.shape[0]
+    while t < frames:
+        if node_count[0] + beam_count[0] * ntok >= capacity:
+            return t, _NEED_ROOM
+        row = log_probs[t]
+        best_token = 0
+        for c in range(ntok):
+            if row[c] > row[best_token]:
+                best_token = c
+        slot_of.clear()
+        n_cand = 0
+        n_req = 0
+        for b in range(beam_count[0]):
+            node = beam[b, 0]
+            p_blank, p_label = beam_p[b, 0], beam_p[b, 1]
+            total = _logaddexp(p_blank, p_label)
+            last = node_token[node]
+            for c in range(ntok):
+                lp = row[c]
+                if lp < token_min_logp and c != best_token:
+                    continue
+                if c == blank or (c == space and (node == 0 or last == space)):
+                    # A blank, or a space with no word before it to end, leaves the prefix as it is.
+                    slot = _lookup(slot_of, node, -1)
+                    if slot < 0:
+                        slot = n_cand
+                        n_cand += 1
+                        slot_of[node] = slot
+                        cand[slot, :] = beam[b, :]
+                        cand_p[slot, 0] = NEG_INF
+                        cand_p[slot, 1] = NEG_INF
+                        cand_p[slot, 2] = beam_p[b, 2]
+                    cand_p[slot, 0] = _logaddexp(cand_p[slot, 0], total + lp)
+                    continue
+                if c == last:
+                    # A repeat without a blank between collapses into the same prefix ...
+                    slot = _lookup(slot_of, node, -1)
+                    if slot < 0:
+                        slot = n_cand
+                        n_cand += 1
+                        slot_of[node] = slot
+                        cand[slot, :] = beam[b, :]
+                        cand_p[slot, 0] = NEG_INF
+                        cand_p[slot, 1] = NEG_INF
+                        cand_p[slot, 2] = beam_p[b, 2]
+                    cand_p[slot, 1] = _logaddexp(cand_p[slot, 1], p_label + lp)
+                    source = p_blank  # ... and only paths ending in a blank start a new, doubled letter
+                    if source == NEG_INF:
+                        continue
+                else:
+                    source = total
+                # Extend the prefix by c: work out the LM side of the longer prefix.
+                state, n_words, n_unk, lex_node = beam[b, 1], beam[b, 2], beam[b, 3], beam[b, 4]
+                lm = beam_p[b, 2]
+                if c == space:
+                    word = lex_word[lex_node] if lex_node >= 0 else -1
+                    if word < 0:
+                        if lexicon_only:
+                            continue
+                        word = unk_id
+                        n_unk += 1
+                    key = state * n_words_key + word
+                    score = _lookup(cache_score, key, 1.0)
+                    if score > 0.0:  # not asked yet: collect the question, finish the frame after Python answers
+                        if n_req < requests.shape[0]:
+                            requests[n_req, 0] = state
+                            requests[n_req, 1] = word
+                            n_req += 1
+                        continue
+                    lm += score
+                    state = cache_state[key]
+                    n_words += 1
+                    lex_node = 0
+                else:
+                    lex_node = _lexicon_step(lex_first, lex_token, lex_child, lex_node, c)
+                    if lex_node < 0 and lexicon_only:
+                        continue
+                if n_req > 0:
+                    continue  # this frame will be run again; skip the bookkeeping
+                key = node * ntok + c
+                child = _lookup(children, key, -1)
+                if child < 0:
+                    child = node_count[0]
+                    node_count[0] += 1
+                    node_parent[child] = node
+                    node_token[child] = c
+                    node_frame[child] = t
+                    children[key] = child
+                slot = _lookup(slot_of, child, -1)
+                if slot < 0:
+                    slot = n_cand
+                    n_cand += 1
+                    slot_of[child] = slot
+                    cand[slot, 0] = child
+                    cand[slot, 1] = state
+                    cand[slot, 2] = n_words
+                    cand[slot, 3] = n_unk
+                    cand[slot, 4] = lex_node
+                    cand_p[slot, 0] = NEG_INF
+                    cand_p[slot, 1] = NEG_INF
+                    cand_p[slot, 2] = lm
+                cand_p[slot, 1] = _logaddexp(cand_p[slot, 1], source + lp)
+        if n_req > 0:
+            requests[n_req:, 0] = -1
+            return t, _NEED_LM
+        # Rank the candidates, drop those far below the best, keep the top beam_size.
+        scores = np.empty(n_cand)
+        for s in range(n_cand):
+            scores[s] = (_logaddexp(cand_p[s, 0], cand_p[s, 1]) + lm_weight * cand_p[s, 2]
+                         + word_bonus * cand[s, 2] + unk_penalty * (cand[s, 3] + (cand[s, 4] < 0)))
+        order = np.argsort(-scores)
+        floor = scores[order[0]] - beam_threshold
+        kept = 0
+        for s in order[:beam_size]:
+            if scores[s] < floor:
+                break
+            beam[kept, :] = cand[s, :]
+            beam_p[kept, :] = cand_p[s, :]
+            kept += 1
+        beam_count[0] = kept
+        t += 1
+    return t, 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_score, cache_state, n_words_key,
+            requests, final):
+    """Score each beam's last word and the end of the sentence. Returns the number of (state, word) questions
+    left in `requests` (0 when `final` rows hold (total, acoustic, lm log-prob, words, unknown words))."""
+    lm_weight, word_bonus, unk_penalty = params[0], params[1], params[2]
+    lexicon_only = params[5] > 0
+    n_req = 0
+    for b in range(beam_count[0]):
+        state, n_words, n_unk, lex_node = beam[b, 1], beam[b, 2], beam[b, 3], beam[b, 4]
+        lm = beam_p[b, 2]
+        acoustic = _logaddexp(beam_p[b, 0], beam_p[b, 1])
+        valid = True
+        if lex_node != 0:  # a word is still open
+            word = lex_word[lex_node] if lex_node >= 0 else -1
+            if word < 0:
+                word = unk_id
+                n_unk += 1
+                valid = not lexicon_only
+            key = state * n_words_key + word
+            score = _lookup(cache_score, key, 1.0)
+            if score > 0.0:
+                requests[n_req, 0] = state
+                requests[n_req, 1] = word
+                n_req += 1
+                continue
+            lm += score
+            state = cache_state[key]
+            n_words += 1
+        key = state * n_words_key + eos_id
+        score = _lookup(cache_score, key, 1.0)
+        if score > 0.0:
+            requests[n_req, 0] = state
+            requests[n_req, 1] = eos_id
+            n_req += 1
+            continue
+        lm += score
+        total = acoustic + lm_weight * lm + word_bonus * n_words + unk_penalty * n_unk
+        final[b, 0] = total if valid else -np.inf
+        final[b, 1] = acoustic
+        final[b, 2] = lm
+        final[b, 3] = n_words
+        final[b, 4] = n_unk
+    return n_req
+
+
+@numba.njit(cache=True, nogil=True)
+def _compact(node_parent, node_token, node_frame, node_count, children, ntok, beam, beam_count):
+    """Drop trie nodes that no live prefix passes through; renumber the rest, keeping parents before children."""
+    n = node_count[0]
+    live = np.zeros(n, dtype=np.bool_)
+    live[0] = True
+    for b in range(beam_count[0]):
+        node = beam[b, 0]
+        while node >= 0 and not live[node]:
+            live[node] = True
+            node = node_parent[node]
+    new_id = np.full(n, -1, dtype=np.int64)
+    count = 0
+    for node in range(n):
+        if live[node]:
+            new_id[node] = count
+            parent = node_parent[node]
+            node_parent[count] = new_id[parent] if parent >= 0 else -1
+            node_token[count] = node_token[node]
+            node_frame[count] = node_frame[node]
+            count += 1
+    children.clear()
+    for node in range(1, count):
+        children[node_parent[node] * ntok + node_token[node]] = node
+    for b in range(beam_count[0]):
+        beam[b, 0] = new_id[beam[b, 0]]
+    node_count[0] = count
+
+
+# ----------------------------------------------------------------------------------------------- Python side
+
+def _new_cache():
+    return (Dict.empty(key_type=types.int64, value_type=types.float64),
+            Dict.empty(key_type=types.int64, value_type=types.int64))
+
+
+class _SearchState:
+    """One thread's working memory: the LM states met so far and the cache of their word scores."""
+
+    max_states = 500_000  # forget cached LM states past this many (bounded memory on long inputs)
+
+    def __init__(self, lm: LanguageModel):
+        import kenlm
+
+        self.kenlm = kenlm
+        self.lm = lm
+        self.reset()
+
+    def reset(self):
+        start = self.kenlm.State()
+        self.lm.model.BeginSentenceWrite(start)
+        self.states = [start]
+        self.state_id = {start: 0}
+        self.cache_score, self.cache_state = _new_cache()
+
+
+class LmBeamSearchDecoder:
+    """Beam search over CTC log-probs with a word n-gram LM. Thread-safe: each thread gets its own working memory;
+    `decode_batch` spreads utterances over threads (the compiled search releases the GIL)."""
+
+    def __init__(self, vocabulary: Vocabulary, lm: LanguageModel, options: DecoderOptions = DecoderOptions()):
+        self.vocabulary = vocabulary
+        self.lm = lm
+        self.options = options
+        self.lexicon = build_lexicon(lm.words, vocabulary)
+        words = self.lexicon.words
+        self.unk_id, self.eos_id = len(words), len(words) + 1
+        self.query_words = list(words) + ["<unk>", "</s>"]
+        self.n_words_key = len(self.query_words)
+        self._local = threading.local()
+
+    def with_options(self, **changes) -> "LmBeamSearchDecoder":
+        """The same LM and lexicon with other weights or beam (cheap: nothing is reloaded)."""
+        other = object.__new__(LmBeamSearchDecoder)
+        other.__dict__.update(self.__dict__)
+        other.options = replace(self.options, **changes)
+        other._local = threading.local()
+        return other
+
+    def _state(self) -> _SearchState:
+        state = getattr(self._local, "state", None)
+        if state is None:
+            state = self._local.state = _SearchState(self.lm)
+        return state
+
+    def _answer(self, state: _SearchState, requests: np.ndarray) -> None:
+        model, states, state_id = self.lm.model, state.states, state.state_id
+        for lm_state, word in requests.tolist():
+            if lm_state < 0:
+                break
+            key = lm_state * self.n_words_key + word
+            if key in state.cache_score:
+                continue
+            out = state.kenlm.State()
+            score = model.BaseScore(states[lm_state], self.query_words[word], out) * LN10
+            found = state_id.get(out)
+            if found is None:
+                found = state_id[out] = len(states)
+                states.append(out)
+            state.cache_score[key] = score
+            state.cache_state[key] = found
+
+    def _forget_states(self, state: _SearchState, beam: np.ndarray, count: int) -> None:
+        """Keep only the LM states the live beam uses, renumbered; the cache starts again."""
+        used = sorted(set(beam[:count, 1].tolist()) | {0})
+        renumber = {old: new for new, old in enumerate(used)}
+        state.states = [state.states[old] for old in used]
+        state.state_id = {s: i for i, s in enumerate(state.states)}
+        state.cache_score, state.cache_state = _new_cache()
+        for b in range(count):
+            beam[b, 1] = renumber[int(beam[b, 1])]
+
+    def decode(self, log_probs, nbest: int = 1) -> list[Hypothesis]:
+        """The `nbest` best transcriptions of one utterance's (frames, vocab) log-probs, best first. Each
+        `Hypothesis` has the fused `score`, its `acoustic_score` and `lm_score` (natural log), and the frame of
+        each token."""
+        log_probs = np.ascontiguousarray(_as_numpy(log_probs), dtype=np.float32)
+        ntok = log_probs.shape[1]
+        if ntok != len(self.vocabulary):
+            raise AsrError(f"log-probs have {ntok} classes but the vocabulary has {len(self.vocabulary)}")
+        options = self.options
+        state = self._state()
+        if len(state.states) > state.max_states:
+            state.reset()
+        params = np.array([options.lm_weight, options.word_bonus, options.unk_penalty, options.beam_threshold,
+                           options.token_min_logp, float(options.lexicon_only)], dtype=np.float64)
+        width = options.beam_size
+        capacity = max(4096, 4 * width * ntok)
+        node_parent = np.full(capacity, -1, dtype=np.int64)
+        node_token = np.full(capacity, -1, dtype=np.int64)
+        node_frame = np.zeros(capacity, dtype=np.int64)
+        node_count = np.ones(1, dtype=np.int64)
+        children = Dict.empty(key_type=types.int64, value_type=types.int64)
+        beam = np.zeros((width, 5), dtype=np.int64)  # node, LM state, words, unknown words, lexicon node
+        beam_p = np.zeros((width, 3), dtype=np.float64)  # p_blank, p_label, LM log-prob
+        beam_p[0] = (0.0, NEG_INF, 0.0)
+        beam_count = np.ones(1, dtype=np.int64)
+        cand = np.zeros((width * ntok, 5), dtype=np.int64)
+        cand_p = np.zeros((width * ntok, 3), dtype=np.float64)
+        slot_of = Dict.empty(key_type=types.int64, value_type=types.int64)
+        requests = np.full((width * ntok, 2), -1, dtype=np.int64)
+        lex = self.lexicon
+        t = 0
+        while True:
+            t, status = _search(log_probs, t, params, self.vocabulary.blank, self.vocabulary.space, ntok,
+                                self.unk_id, node_parent, node_token, node_frame, node_count, children,
+                                beam, beam_p, beam_count, cand, cand_p, slot_of,
+                                lex.first, lex.token, lex.child, lex.word,
+                                state.cache_score, state.cache_state, self.n_words_key, requests)
+            if status == _NEED_LM:
+                self._answer(state, requests)
+            elif status == _NEED_ROOM:
+                _compact(node_parent, node_token, node_frame, node_count, children, ntok, beam, beam_count)
+                if node_count[0] * 2 > capacity:  # still crowded: the live prefixes need a bigger trie
+                    capacity *= 2
+                    node_parent, node_token, node_frame = (np.resize(a, capacity)
+                                                           for a in (node_parent, node_token, node_frame))
+                if len(state.states) > state.max_states:
+                    self._forget_states(state, beam, int(beam_count[0]))
+            else:
+                break
+        final = np.zeros((width, 5), dtype=np.float64)
+        while True:
+            requests[:] = -1
+            if _finish(params, self.unk_id, self.eos_id, beam, beam_p, beam_count, lex.word,
+                       state.cache_score, state.cache_state, self.n_words_key, requests, final) == 0:
+                break
+            self._answer(state, requests)
+        return self._hypotheses(beam, final, int(beam_count[0]), node_parent, node_token, node_frame, nbest)
+
+    def _hypotheses(self, beam, final, count, node_parent, node_token, node_frame, nbest) -> list[Hypothesis]:
+        space = self.vocabulary.space
+        results, seen = [], set()
+        for b in np.argsort(-final[:count, 0]).tolist():
+            if not math.isfinite(final[b, 0]):
+                continue
+            tokens, frames = [], []
+            node = int(beam[b, 0])
+            while node > 0:
+                tokens.append(int(node_token[node]))
+                frames.append(int(node_frame[node]))
+                node = int(node_parent[node])
+            tokens.reverse()
+            frames.reverse()
+            while tokens and tokens[-1] == space:  # "WORD " and "WORD" are the same transcript
+                tokens.pop()
+                frames.pop()
+            key = tuple(tokens)
+            if key in seen:
+                continue
+            seen.add(key)
+            results.append(Hypothesis(tokens=key, timesteps=tuple(frames), score=float(final[b, 0]),
+                                      acoustic_score=float(final[b, 1]), lm_score=float(final[b, 2])))
+            if len(results) == nbest:
+                break
+        return results
+
+    def decode_batch(self, batch: Sequence, nbest: int = 1, workers: int | None = None) -> list[list[Hypothesis]]:
+        """Decode many utterances on `workers` threads (default: every core), results in input order."""
+        workers = workers or numba.config.NUMBA_DEFAULT_NUM_THREADS
+        if workers <= 1 or len(batch) <= 1:
+            return [self.decode(log_probs, nbest) for log_probs in batch]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(lambda log_probs: self.decode(log_probs, nbest), batch))
