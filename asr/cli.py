@@ -18,10 +18,28 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+def _lm_choice(args):
+    """--lm PATH, --no-lm (False), or neither (None: the LM stored with the model, if any)."""
+    if args.no_lm:
+        if args.lm:
+            raise AsrError("--lm and --no-lm contradict each other; give one")
+        return False
+    return args.lm
+
+
+def _add_lm_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lm", help="word n-gram LM (ARPA or KenLM binary) for beam search (default: the one "
+                                     "`asr lm tune` stored with the model, if any)")
+    parser.add_argument("--no-lm", action="store_true", help="decode without a language model")
+    parser.add_argument("--lm-weight", type=float, help="LM weight (default: the tuned value stored with the model)")
+    parser.add_argument("--word-bonus", type=float, help="bonus per word (default: the tuned value)")
+
+
 def _transcribe(args) -> int:
     from asr.transcribe import load_model
 
-    recognizer = load_model(args.model, device=args.device, beam_size=args.beam_size)
+    recognizer = load_model(args.model, device=args.device, beam_size=args.beam_size, lm=_lm_choice(args),
+                            lm_weight=args.lm_weight, word_bonus=args.word_bonus)
     failures = 0
     results = []
     for path, result in recognizer.transcribe_files(args.files, batch_size=args.batch_size):
@@ -60,7 +78,8 @@ def _evaluate(args) -> int:
     from asr.evaluate import evaluate_manifest
 
     report = evaluate_manifest(args.model, args.manifest, device=args.device, beam_size=args.beam_size,
-                               errors_path=args.errors_file, batch_size=args.batch_size)
+                               errors_path=args.errors_file, batch_size=args.batch_size, lm=_lm_choice(args),
+                               lm_weight=args.lm_weight, word_bonus=args.word_bonus)
     print(f"WER {report.wer}")
     print(f"CER {report.cer}")
     if report.unreadable:
@@ -112,6 +131,63 @@ def _corpus_real_dev(args) -> int:
     return 0
 
 
+def _lm_build(args) -> int:
+    import time
+
+    from asr import ngram
+    from asr.data import read_manifest
+    from asr.kenlm_binary import arpa_to_binary
+
+    if bool(args.text) == bool(args.arpa):
+        raise AsrError("give --text (to train a model) or --arpa (to convert an existing one), not both or neither")
+    arpa = args.arpa
+    if args.text:
+        if not args.output:
+            raise AsrError("--text needs --output, the ARPA file to write")
+        started = time.perf_counter()
+        excluded = [u.text for manifest in args.exclude or [] for u in read_manifest(manifest)]
+        sentences, counts = ngram.read_text(args.text, excluded)
+        print(f"text: {len(sentences)} sentences of {counts['lines']} lines ({counts['normalised']} normalised, "
+              f"{counts['excluded']} excluded as evaluation transcripts, {counts['empty']} empty)")
+        summary = ngram.build_arpa(sentences, args.output, order=args.order, prune=args.prune or (),
+                                   vocabulary_size=args.vocabulary_size,
+                                   discount_fallback=ngram.FALLBACK_DISCOUNTS if args.discount_fallback else None)
+        print(f"{args.output}: order {summary.order}, {summary.words} words of text, vocabulary {summary.vocabulary}, "
+              f"n-grams per order {', '.join(map(str, summary.ngrams))}; discounts per order "
+              + "; ".join(" ".join(f"{d:.3f}" for d in ds) for ds in summary.discounts)
+              + f"; {time.perf_counter() - started:.0f} s")
+        arpa = args.output
+    if args.binary:
+        arpa_to_binary(arpa, args.binary, quantize_bits=args.quantize)
+        size = Path(args.binary).stat().st_size / 1e6
+        print(f"{args.binary}: KenLM trie binary, {size:.1f} MB (word list in {args.binary}.words)")
+    return 0
+
+
+def _lm_tune(args) -> int:
+    from asr.checkpoint import load_model_file
+    from asr.evaluate import model_outputs
+    from asr.lm_tune import plot_grid, store_weights, tune_weights
+    from asr.transcribe import Recognizer
+
+    recognizer = Recognizer(load_model_file(args.model), device=args.device, beam_size=args.beam_size, lm=args.lm)
+    outputs = model_outputs(recognizer, args.manifest, show_progress=not args.no_progress)
+    result = tune_weights(recognizer, outputs, args.lm_weights, args.word_bonuses, show_progress=not args.no_progress)
+    header = "LM weight \\ word bonus " + " ".join(f"{b:>7g}" for b in result.word_bonuses)
+    print(header)
+    for weight, row in zip(result.lm_weights, result.wer):
+        print(f"{weight:>23g} " + " ".join(f"{100 * w:7.2f}" for w in row))
+    print(f"best: LM weight {result.best_lm_weight:g}, word bonus {result.best_word_bonus:g}: WER "
+          f"{100 * result.best_wer:.2f}% (same beam without the LM: {100 * result.no_lm_wer:.2f}%)")
+    output = args.output or args.model
+    store_weights(args.model, output, args.lm, result, recognizer.lm_decoder.options.beam_size)
+    print(f"stored in {output}: `asr transcribe --model {output}` now uses {args.lm} with these weights")
+    if args.plot:
+        plot_grid(result, args.plot)
+        print(f"plot: {args.plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr", description="Speech recognition with a deep bidirectional LSTM trained with CTC.",
@@ -127,11 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("files", nargs="+", metavar="FILE", help="audio files to transcribe")
     transcribe.add_argument("--model", required=True, help="model file written by `asr train`")
     transcribe.add_argument("--beam-size", type=int, default=None,
-                            help="CTC prefix beam search with this many beams; 1 = greedy (default: the model's)")
+                            help="CTC prefix beam search with this many beams; 1 = greedy (default: the model's; 32 with an LM)")
     transcribe.add_argument("--format", choices=("text", "json"), default="text",
                             help="text: the transcript; json: words with start/end seconds and confidences")
     transcribe.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
     transcribe.add_argument("--batch-size", type=int, default=8, help="files decoded together (default: 8)")
+    _add_lm_options(transcribe)
     transcribe.set_defaults(run=_transcribe)
 
     train = commands.add_parser(
@@ -161,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--errors-file", help="write each utterance's aligned reference and hypothesis here")
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
     evaluate.add_argument("--batch-size", type=int, default=16, help="utterances decoded together (default: 16)")
+    _add_lm_options(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
     corpus = commands.add_parser("corpus", help="make, prepare and list speech corpora",
@@ -203,12 +281,62 @@ def build_parser() -> argparse.ArgumentParser:
                           help="default: ../shared/data/real-dev")
     real_dev.add_argument("--output", required=True, help="manifest to write")
     real_dev.set_defaults(run=_corpus_real_dev)
+
+    lm = commands.add_parser("lm", help="build and tune word n-gram language models for decoding",
+                             description="Word n-gram language models: build one from text, or tune its weights.")
+    lm_commands = lm.add_subparsers(dest="lm_command", required=True, metavar="ACTION")
+    lm_build = lm_commands.add_parser(
+        "build", help="train an ARPA n-gram (modified Kneser-Ney) from text; convert ARPA to KenLM binary",
+        description="Train an interpolated modified Kneser-Ney n-gram from a text file of one sentence per line "
+                    "(normalised to the recogniser's alphabet where needed) and write it as ARPA; optionally also a "
+                    "KenLM binary, which loads faster and is smaller. With --arpa instead of --text, convert an "
+                    "existing ARPA file (e.g. LibriSpeech's 3-gram.arpa.gz or 4-gram.arpa.gz).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  asr lm build --text books.txt.gz --order 4 --prune 0 0 1 1 --output lm.arpa --binary lm.bin\n"
+               "  asr lm build --arpa 4-gram.arpa.gz --binary 4-gram.bin")
+    lm_build.add_argument("--text", help="training text, .txt or .txt.gz, one sentence a line")
+    lm_build.add_argument("--arpa", help="an existing ARPA file to convert with --binary")
+    lm_build.add_argument("--output", help="ARPA file to write (with --text)")
+    lm_build.add_argument("--order", type=int, default=4, help="n-gram order, 3 to 5 usual (default: 4)")
+    lm_build.add_argument("--prune", type=int, nargs="+", metavar="COUNT",
+                          help="per order from unigrams up, drop n-grams seen at most COUNT times, e.g. 0 0 1 1 "
+                               "(default: no pruning); the first must be 0")
+    lm_build.add_argument("--vocabulary-size", type=int, help="keep the N most frequent words; others become <unk>")
+    lm_build.add_argument("--exclude", nargs="+", metavar="MANIFEST",
+                          help="drop text lines equal to a transcript of these manifests (keep test text out)")
+    lm_build.add_argument("--discount-fallback", action="store_true",
+                          help="on text too small to estimate discounts, use 0.5 1 1.5 (as lmplz does)")
+    lm_build.add_argument("--binary", help="also write a KenLM trie binary here (compiles KenLM's build_binary once)")
+    lm_build.add_argument("--quantize", type=int, default=8, help="bits per binary probability, 0 = none (default: 8)")
+    lm_build.set_defaults(run=_lm_build)
+
+    from asr.lm_tune import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_BONUSES
+
+    lm_tune = lm_commands.add_parser(
+        "tune", help="grid-search the LM weight and word bonus on a dev set; store the best with the model",
+        description="Run the acoustic model once over a dev manifest, then beam-search it with the LM at every "
+                    "(LM weight, word bonus) pair and print the WER grid. The best pair, the beam size and the LM's "
+                    "path (relative to the model) are written into the model file, so `asr transcribe --model M` "
+                    "decodes with them by default.")
+    lm_tune.add_argument("--model", required=True, help="model file")
+    lm_tune.add_argument("--lm", required=True, help="ARPA or KenLM binary language model")
+    lm_tune.add_argument("--manifest", required=True, help="dev manifest (never the test set)")
+    lm_tune.add_argument("--lm-weights", type=float, nargs="+", default=DEFAULT_LM_WEIGHTS,
+                         help=f"values to try (default: {' '.join(map(str, DEFAULT_LM_WEIGHTS))})")
+    lm_tune.add_argument("--word-bonuses", type=float, nargs="+", default=DEFAULT_WORD_BONUSES,
+                         help=f"values to try (default: {' '.join(map(str, DEFAULT_WORD_BONUSES))})")
+    lm_tune.add_argument("--beam-size", type=int, default=None, help="beam width (default: 32)")
+    lm_tune.add_argument("--output", help="write the tuned model here (default: update --model in place)")
+    lm_tune.add_argument("--plot", help="also draw the WER grid as a heat map (PNG)")
+    lm_tune.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
+    lm_tune.add_argument("--no-progress", action="store_true", help="no progress bars")
+    lm_tune.set_defaults(run=_lm_tune)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.command in ("train", "corpus") else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if args.command in ("train", "corpus", "lm") else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         return args.run(args)

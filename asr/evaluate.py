@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Sequence
 
 import jiwer
+import torch
 from tqdm import tqdm
 
 from asr.audio import SAMPLE_RATE
-from asr.data import read_manifest
+from asr.data import Utterance, read_manifest
 from asr.errors import AsrError
 from asr.metrics import ErrorRate, char_error_rate, word_error_rate
 from asr.transcribe import Recognizer, load_model, read_in_batches
@@ -33,22 +34,32 @@ class EvaluationReport:
 
 def evaluate_manifest(model_path: str | os.PathLike, manifest: str | os.PathLike, device: str = "cpu",
                       beam_size: int | None = None, errors_path: str | os.PathLike | None = None,
-                      batch_size: int = 16, show_progress: bool = True) -> EvaluationReport:
-    """Transcribe every utterance of `manifest` with the model and score against its text."""
-    recognizer = load_model(model_path, device=device)
+                      batch_size: int = 16, show_progress: bool = True, lm=None, lm_weight: float | None = None,
+                      word_bonus: float | None = None) -> EvaluationReport:
+    """Transcribe every utterance of `manifest` with the model and score against its text. `lm` as for
+    `load_model`: a path, None for the model's tuned LM if it has one, False for none."""
+    recognizer = load_model(model_path, device=device, lm=lm, lm_weight=lm_weight, word_bonus=word_bonus)
     report = evaluate_beams(recognizer, manifest, [beam_size or recognizer.beam_size], batch_size, show_progress)[0]
     if errors_path:
         write_errors_file(errors_path, report)
     return report
 
 
-def evaluate_beams(recognizer: Recognizer, manifest: str | os.PathLike, beam_sizes: Sequence[int],
-                   batch_size: int = 16, show_progress: bool = True) -> list[EvaluationReport]:
-    """Score `manifest` at each beam size (1 = greedy), running the model once per utterance for all of them."""
+@dataclass(frozen=True)
+class ModelOutputs:
+    """The acoustic model's log-probs for every readable utterance of a manifest, to decode in several ways."""
+
+    utterances: tuple[Utterance, ...]
+    log_probs: dict[str, torch.Tensor]  # by utterance id
+    durations: dict[str, float]
+    unreadable: int
+
+
+def model_outputs(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: int = 16,
+                  show_progress: bool = True) -> ModelOutputs:
     utterances = read_manifest(manifest)
-    hypotheses = {beam: {} for beam in beam_sizes}
-    unreadable = 0
-    bar = tqdm(total=len(utterances), unit="utt", desc="evaluating", disable=not show_progress)
+    log_probs, durations, unreadable = {}, {}, 0
+    bar = tqdm(total=len(utterances), unit="utt", desc="acoustic model", disable=not show_progress)
     in_order = iter(utterances)
     for batch in read_in_batches([u.audio for u in utterances], batch_size):
         chunk = [(next(in_order), samples) for _, samples in batch]
@@ -57,19 +68,37 @@ def evaluate_beams(recognizer: Recognizer, manifest: str | os.PathLike, beam_siz
                 log.warning("%s: %s", utterance.id, samples)
                 unreadable += 1
         readable = [(u, w) for u, w in chunk if not isinstance(w, AsrError)]
-        for (utterance, waveform), log_probs in zip(readable, recognizer.log_probs([w for _, w in readable])):
-            for beam in beam_sizes:
-                hypotheses[beam][utterance.id] = recognizer.decode(log_probs, len(waveform) / SAMPLE_RATE, "", beam).text
+        for (utterance, waveform), lp in zip(readable, recognizer.log_probs([w for _, w in readable])):
+            log_probs[utterance.id] = lp
+            durations[utterance.id] = len(waveform) / SAMPLE_RATE
         bar.update(len(chunk))
     bar.close()
-    references = [u.text for u in utterances]
-    reports = []
-    for beam in beam_sizes:
-        hyps = [hypotheses[beam].get(u.id, "") for u in utterances]  # unreadable audio scores as all deleted
-        reports.append(EvaluationReport(word_error_rate(references, hyps), char_error_rate(references, hyps),
-                                        len(utterances), unreadable, tuple(references), tuple(hyps),
-                                        tuple(u.id for u in utterances)))
-    return reports
+    return ModelOutputs(tuple(utterances), log_probs, durations, unreadable)
+
+
+def score_outputs(recognizer: Recognizer, outputs: ModelOutputs, beam_size: int, use_lm: bool = True,
+                  decoder=None) -> EvaluationReport:
+    """Decode `outputs` (with `decoder`, an `LmBeamSearchDecoder`, when given) and score against the references."""
+    ids = [u.id for u in outputs.utterances if u.id in outputs.log_probs]
+    all_log_probs = [outputs.log_probs[i] for i in ids]
+    if decoder is not None:
+        found = decoder.decode_batch([lp.numpy() for lp in all_log_probs])
+        texts = [recognizer.vocabulary.decode(h[0].tokens) if h else "" for h in found]
+    else:
+        texts = [recognizer.vocabulary.decode(h.tokens) for h in recognizer.hypotheses(all_log_probs, beam_size, use_lm)]
+    by_id = dict(zip(ids, texts))
+    references = [u.text for u in outputs.utterances]
+    hyps = [by_id.get(u.id, "") for u in outputs.utterances]  # unreadable audio scores as all deleted
+    return EvaluationReport(word_error_rate(references, hyps), char_error_rate(references, hyps),
+                            len(outputs.utterances), outputs.unreadable, tuple(references), tuple(hyps),
+                            tuple(u.id for u in outputs.utterances))
+
+
+def evaluate_beams(recognizer: Recognizer, manifest: str | os.PathLike, beam_sizes: Sequence[int],
+                   batch_size: int = 16, show_progress: bool = True, use_lm: bool = True) -> list[EvaluationReport]:
+    """Score `manifest` at each beam size (1 = greedy without an LM), running the model once for all of them."""
+    outputs = model_outputs(recognizer, manifest, batch_size, show_progress)
+    return [score_outputs(recognizer, outputs, beam, use_lm) for beam in beam_sizes]
 
 
 def write_errors_file(path: str | os.PathLike, report: EvaluationReport) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -20,6 +21,9 @@ from asr.checkpoint import ModelFile, load_model_file
 from asr.decode import Hypothesis, beam_search, greedy_decode
 from asr.errors import AsrError
 from asr.features import log_mel
+from asr.lm import LanguageModel
+
+DEFAULT_LM_BEAM = 32  # beam width when an LM is used and neither the caller nor the model file names one
 
 
 @dataclass(frozen=True)
@@ -65,15 +69,33 @@ def read_in_batches(paths: Iterable[str | os.PathLike],
 
 
 class Recognizer:
-    """A loaded acoustic model with its features, vocabulary and default decoding options."""
+    """A loaded acoustic model with its features, vocabulary and default decoding options, and optionally a word
+    n-gram LM for beam search (`lm`: a path or a `LanguageModel`; the weights default to those `asr lm tune` stored
+    in the model file)."""
 
-    def __init__(self, model_file: ModelFile, device: str | None = "cpu", beam_size: int | None = None):
+    def __init__(self, model_file: ModelFile, device: str | None = "cpu", beam_size: int | None = None,
+                 lm: str | os.PathLike | LanguageModel | None = None, lm_weight: float | None = None,
+                 word_bonus: float | None = None):
+        from asr.lm_decoder import DecoderOptions, LmBeamSearchDecoder
+
         self.device = resolve_device(device)
         self.model = model_file.model.to(self.device).eval()
         self.feature_config = model_file.feature_config
         self.vocabulary = model_file.vocabulary
         self.metadata = model_file.metadata
-        self.beam_size = beam_size or int(model_file.decoding.get("beam_size", 1))
+        decoding = model_file.decoding
+        self.lm_decoder = None
+        if lm is not None:
+            lm = lm if isinstance(lm, LanguageModel) else LanguageModel(lm)
+            defaults = DecoderOptions()
+            options = DecoderOptions(
+                beam_size=beam_size or int(decoding.get("lm_beam_size", DEFAULT_LM_BEAM)),
+                lm_weight=float(decoding.get("lm_weight", defaults.lm_weight) if lm_weight is None else lm_weight),
+                word_bonus=float(decoding.get("word_bonus", defaults.word_bonus) if word_bonus is None else word_bonus))
+            self.lm_decoder = LmBeamSearchDecoder(self.vocabulary, lm, options)
+            self.beam_size = options.beam_size
+        else:
+            self.beam_size = beam_size or int(decoding.get("beam_size", 1))
         # Seconds per model output frame: the feature hop times the front end's subsampling.
         self.frame_seconds = self.model.config.subsampling / self.feature_config.frames_per_second
 
@@ -120,17 +142,37 @@ class Recognizer:
         order = sorted(range(len(waveforms)), key=lambda i: len(waveforms[i]))  # similar lengths pad less
         results: list[Transcript | None] = [None] * len(waveforms)
         all_log_probs = self.log_probs([waveforms[i] for i in order])
-        for i, log_probs in zip(order, all_log_probs):
-            results[i] = self.decode(log_probs, len(waveforms[i]) / self.feature_config.sample_rate, sources[i],
-                                     beam_size)
+        durations = [len(waveforms[i]) / self.feature_config.sample_rate for i in order]
+        transcripts = self.decode_many(all_log_probs, durations, [sources[i] for i in order], beam_size)
+        for i, transcript in zip(order, transcripts):
+            results[i] = transcript
         return results
 
-    def decode(self, log_probs: torch.Tensor, duration: float, source: str = "",
-               beam_size: int | None = None) -> Transcript:
-        """One utterance's (frames, vocab) log-probs -> `Transcript`; greedy when the beam size is 1."""
+    def hypotheses(self, all_log_probs: Sequence[torch.Tensor], beam_size: int | None = None,
+                   use_lm: bool = True) -> list[Hypothesis]:
+        """The best hypothesis of each utterance: greedy at beam 1 without an LM, else beam search (with the LM
+        when there is one and `use_lm`); LM searches run on every core."""
         beam = beam_size or self.beam_size
-        hypothesis = greedy_decode(log_probs) if beam <= 1 else beam_search(log_probs, beam_size=beam)[0]
-        return self._transcript(hypothesis, log_probs, duration, source)
+        if self.lm_decoder is not None and use_lm:
+            decoder = self.lm_decoder
+            if beam != decoder.options.beam_size:
+                decoder = decoder.with_options(beam_size=beam)
+            return [found[0] if found else Hypothesis((), (), -math.inf)
+                    for found in decoder.decode_batch([lp.numpy() for lp in all_log_probs])]
+        if beam <= 1:
+            return [greedy_decode(lp) for lp in all_log_probs]
+        return [beam_search(lp, beam_size=beam)[0] for lp in all_log_probs]
+
+    def decode_many(self, all_log_probs: Sequence[torch.Tensor], durations: Sequence[float],
+                    sources: Sequence[str], beam_size: int | None = None, use_lm: bool = True) -> list[Transcript]:
+        hypotheses = self.hypotheses(all_log_probs, beam_size, use_lm)
+        return [self._transcript(h, lp, d, s) for h, lp, d, s in zip(hypotheses, all_log_probs, durations, sources)]
+
+    def decode(self, log_probs: torch.Tensor, duration: float, source: str = "",
+               beam_size: int | None = None, use_lm: bool = True) -> Transcript:
+        """One utterance's (frames, vocab) log-probs -> `Transcript`; greedy when the beam size is 1 and there is
+        no LM."""
+        return self.decode_many([log_probs], [duration], [source], beam_size, use_lm)[0]
 
     def _transcript(self, hypothesis: Hypothesis, log_probs: torch.Tensor, duration: float, source: str) -> Transcript:
         probs = log_probs.exp().numpy()
@@ -167,6 +209,26 @@ class Recognizer:
                           duration=round(duration, 3), source=source)
 
 
-def load_model(path: str | os.PathLike, device: str | None = "cpu", beam_size: int | None = None) -> Recognizer:
-    """Load a model file into a `Recognizer`. Raises `CheckpointError` for a missing, damaged or foreign file."""
-    return Recognizer(load_model_file(path), device=device, beam_size=beam_size)
+def stored_lm_path(model_path: str | os.PathLike, model_file: ModelFile) -> Path | None:
+    """The LM `asr lm tune` recorded in the model file (relative to the model's folder), if it is still there."""
+    recorded = model_file.decoding.get("lm")
+    if not recorded:
+        return None
+    path = Path(model_path).parent / recorded
+    return path if path.is_file() else None
+
+
+def load_model(path: str | os.PathLike, device: str | None = "cpu", beam_size: int | None = None,
+               lm: str | os.PathLike | LanguageModel | bool | None = None, lm_weight: float | None = None,
+               word_bonus: float | None = None) -> Recognizer:
+    """Load a model file into a `Recognizer`. Raises `CheckpointError` for a missing, damaged or foreign file.
+
+    `lm`: a language model path (or loaded `LanguageModel`); None uses the one `asr lm tune` stored with the model,
+    if any; False decodes without one."""
+    model_file = load_model_file(path)
+    if lm is None:
+        lm = stored_lm_path(path, model_file)
+    elif lm is False:
+        lm = None
+    return Recognizer(model_file, device=device, beam_size=beam_size, lm=lm, lm_weight=lm_weight,
+                      word_bonus=word_bonus)
