@@ -143,7 +143,7 @@ def _lexicon_step(first, token, child, node, tok):
 
 @numba.njit(cache=True, nogil=True)
 def _search(log_probs, t, params, blank, space, ntok, unk_id,
-            node_parent, node_token, node_frame, node_count, children,
+            node_parent, node_token, node_frame, node_seen, node_best, node_count, children,
             beam, beam_p, beam_count,
             cand, cand_p, slot_of,
             lex_first, lex_token, lex_child, lex_word,
@@ -152,6 +152,9 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
     _NEED_LM when `requests` holds (state, word) pairs to score first, _NEED_ROOM when the trie needs compaction.
 
     beam[b] = (node, lm state, words, unknown words, lexicon node); beam_p[b] = (p_blank, p_label, lm log-prob).
+    node_frame[n] is the frame at which node n's token was emitted on the likeliest way into that prefix
+    (node_best[n], its log-prob then), counted since the prefix last entered the beam (node_seen[n]: the last
+    frame it was in the beam).
     """
     lm_weight, word_bonus, unk_penalty, beam_threshold, token_min_logp = params[0], params[1], params[2], params[3], params[4]
     lexicon_only = params[5] > 0
@@ -243,9 +246,14 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                     node_count[0] += 1
                     node_parent[child] = node
                     node_token[child] = c
-                    node_frame[child] = t
+                    node_seen[child] = -2
                     children[key] = child
                 slot = _lookup(slot_of, child, -1)
+                if slot < 0 and node_seen[child] != t - 1:
+                    node_best[child] = NEG_INF  # a new prefix, or one back after being pruned: times start afresh
+                if source + lp > node_best[child]:  # the likeliest way into this prefix so far emits c now
+                    node_best[child] = source + lp
+                    node_frame[child] = t
                 if slot < 0:
                     slot = n_cand
                     n_cand += 1
@@ -275,6 +283,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                 break
             beam[kept, :] = cand[s, :]
             beam_p[kept, :] = cand_p[s, :]
+            node_seen[cand[s, 0]] = t
             kept += 1
         beam_count[0] = kept
         t += 1
@@ -328,7 +337,7 @@ def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_sc
 
 
 @numba.njit(cache=True, nogil=True)
-def _compact(node_parent, node_token, node_frame, node_count, children, ntok, beam, beam_count):
+def _compact(node_parent, node_token, node_frame, node_seen, node_best, node_count, children, ntok, beam, beam_count):
     """Drop trie nodes that no live prefix passes through; renumber the rest, keeping parents before children."""
     n = node_count[0]
     live = np.zeros(n, dtype=np.bool_)
@@ -347,6 +356,8 @@ def _compact(node_parent, node_token, node_frame, node_count, children, ntok, be
             node_parent[count] = new_id[parent] if parent >= 0 else -1
             node_token[count] = node_token[node]
             node_frame[count] = node_frame[node]
+            node_seen[count] = node_seen[node]
+            node_best[count] = node_best[node]
             count += 1
     children.clear()
     for node in range(1, count):
@@ -458,6 +469,8 @@ class LmBeamSearchDecoder:
         node_parent = np.full(capacity, -1, dtype=np.int64)
         node_token = np.full(capacity, -1, dtype=np.int64)
         node_frame = np.zeros(capacity, dtype=np.int64)
+        node_seen = np.full(capacity, -2, dtype=np.int64)
+        node_best = np.full(capacity, NEG_INF, dtype=np.float64)
         node_count = np.ones(1, dtype=np.int64)
         children = Dict.empty(key_type=types.int64, value_type=types.int64)
         beam = np.zeros((width, 5), dtype=np.int64)  # node, LM state, words, unknown words, lexicon node
@@ -472,18 +485,18 @@ class LmBeamSearchDecoder:
         t = 0
         while True:
             t, status = _search(log_probs, t, params, self.vocabulary.blank, self.vocabulary.space, ntok,
-                                self.unk_id, node_parent, node_token, node_frame, node_count, children,
+                                self.unk_id, node_parent, node_token, node_frame, node_seen, node_best, node_count, children,
                                 beam, beam_p, beam_count, cand, cand_p, slot_of,
                                 lex.first, lex.token, lex.child, lex.word,
                                 state.cache_score, state.cache_state, self.n_words_key, requests)
             if status == _NEED_LM:
                 self._answer(state, requests)
             elif status == _NEED_ROOM:
-                _compact(node_parent, node_token, node_frame, node_count, children, ntok, beam, beam_count)
+                _compact(node_parent, node_token, node_frame, node_seen, node_best, node_count, children, ntok, beam, beam_count)
                 if node_count[0] * 2 > capacity:  # still crowded: the live prefixes need a bigger trie
                     capacity *= 2
-                    node_parent, node_token, node_frame = (np.resize(a, capacity)
-                                                           for a in (node_parent, node_token, node_frame))
+                    node_parent, node_token, node_frame, node_seen, node_best = (
+                        np.resize(a, capacity) for a in (node_parent, node_token, node_frame, node_seen, node_best))
                 if len(state.states) > state.max_states:
                     self._forget_states(state, beam, int(beam_count[0]))
             else:

@@ -1,0 +1,137 @@
+"""The LM beam search on hand-built log-probs: equal to the plain search without an LM, swayed by a strong one."""
+
+import math
+
+import numpy as np
+import pytest
+
+from asr.decode import beam_search
+from asr.errors import AsrError
+from asr.lm import LanguageModel
+from asr.lm_decoder import DecoderOptions, LmBeamSearchDecoder
+from asr.ngram import build_arpa
+from asr.text import Vocabulary
+
+VOCAB = Vocabulary()
+FALLBACK = (0.5, 1.0, 1.5)
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lm") / "cats.arpa"
+    build_arpa(["THE CAT SAT", "THE CAT RAN", "A CAT SAT ON THE MAT", "THE DOG SAT"] * 5, path, order=3,
+               discount_fallback=FALLBACK)
+    return LanguageModel(path)
+
+
+def spell(text, confusions=None, frames_per_char=2):
+    """Log-probs that spell `text`: each character for one frame, then a blank. `confusions` maps a character
+    position to {char: probability} for that frame."""
+    rows = []
+    for position, char in enumerate(text):
+        row = np.full(len(VOCAB), 1e-4)
+        for option, p in (confusions or {}).get(position, {char: 0.98}).items():
+            row[VOCAB.encode(option)[0]] = p
+        rows.append(row)
+        for _ in range(frames_per_char - 1):
+            blank = np.full(len(VOCAB), 1e-4)
+            blank[VOCAB.blank] = 0.98
+            rows.append(blank)
+    probs = np.array(rows)
+    return np.log(probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def text_of(hypothesis):
+    return VOCAB.decode(hypothesis.tokens)
+
+
+def test_without_lm_weight_it_is_the_plain_beam_search(lm):
+    decoder = LmBeamSearchDecoder(VOCAB, lm, DecoderOptions(beam_size=8, lm_weight=0.0, word_bonus=0.0,
+                                                             unk_penalty=0.0, beam_threshold=1e9,
+                                                             token_min_logp=-1e9))
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        logits = rng.normal(size=(25, len(VOCAB))) * 3
+        log_probs = (logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))).astype(np.float32)
+        ours = decoder.decode(log_probs, nbest=3)
+        plain = beam_search(log_probs, beam_size=8, prune_threshold=math.inf, nbest=3)
+        assert ours[0].tokens == plain[0].tokens
+        assert ours[0].score == pytest.approx(plain[0].score, abs=1e-3)
+        assert ours[0].acoustic_score == pytest.approx(plain[0].score, abs=1e-3)
+
+
+def test_a_strong_lm_flips_an_acoustic_near_tie(lm):
+    # The acoustics slightly prefer "THE KAT SAT" (K 0.52 against C 0.46); the LM has only seen CAT.
+    log_probs = spell("THE CAT SAT", confusions={4: {"K": 0.52, "C": 0.46}})
+    no_lm = LmBeamSearchDecoder(VOCAB, lm, DecoderOptions(lm_weight=0.0, word_bonus=0.0, unk_penalty=0.0))
+    assert text_of(no_lm.decode(log_probs)[0]) == "THE KAT SAT"
+    with_lm = LmBeamSearchDecoder(VOCAB, lm, DecoderOptions(lm_weight=1.0, word_bonus=0.0))
+    assert text_of(with_lm.decode(log_probs)[0]) == "THE CAT SAT"
+
+
+def test_scores_add_up_and_nbest_is_ranked(lm):
+    log_probs = spell("THE CAT SAT", confusions={4: {"K": 0.52, "C": 0.46}})
+    options = DecoderOptions(beam_size=16, lm_weight=0.7, word_bonus=0.5, unk_penalty=-4.0)
+    found = LmBeamSearchDecoder(VOCAB, lm, options).decode(log_probs, nbest=4)
+    assert len(found) >= 2
+    assert [h.score for h in found] == sorted((h.score for h in found), reverse=True)
+    assert len({h.tokens for h in found}) == len(found)
+    best = found[0]
+    words = text_of(best).split()
+    assert best.score == pytest.approx(best.acoustic_score + 0.7 * best.lm_score + 0.5 * len(words), abs=1e-4)
+    # The LM part is exactly KenLM's log10 probability of the sentence, in natural log.
+    assert best.lm_score == pytest.approx(lm.model.score(" ".join(words)) * math.log(10), abs=1e-4)
+
+
+def test_unknown_words_penalised_or_forbidden(lm):
+    log_probs = spell("THE ZOG SAT")
+    open_vocabulary = LmBeamSearchDecoder(VOCAB, lm, DecoderOptions(lm_weight=0.5, unk_penalty=-2.0))
+    assert text_of(open_vocabulary.decode(log_probs)[0]) == "THE ZOG SAT"
+    lexicon_only = open_vocabulary.with_options(lexicon_only=True)
+    assert all(word in lm.words for word in text_of(lexicon_only.decode(log_probs)[0]).split())
+
+
+def test_word_times_come_from_the_best_path(lm):
+    log_probs = spell("THE CAT", frames_per_char=3)
+    best = LmBeamSearchDecoder(VOCAB, lm).decode(log_probs)[0]
+    assert text_of(best) == "THE CAT"
+    assert best.timesteps == tuple(range(0, 3 * 7, 3))
+
+
+def test_long_input_keeps_memory_bounded_and_the_text_whole(lm):
+    sentence = "THE CAT SAT ON THE MAT "
+    log_probs = spell(sentence * 150)  # 6,900 frames: the prefix trie fills and is compacted many times
+    decoder = LmBeamSearchDecoder(VOCAB, lm, DecoderOptions(beam_size=4))
+    assert text_of(decoder.decode(log_probs)[0]) == (sentence * 150).strip()
+
+
+def test_batch_on_threads_equals_one_by_one(lm):
+    rng = np.random.default_rng(1)
+    texts = ["THE CAT SAT", "A DOG RAN", "THE MAT", "ON THE CAT", "SAT"]
+    batch = []
+    for text in texts:
+        position = int(rng.integers(len(text)))
+        batch.append(spell(text, confusions={position: {text[position]: 0.6, "E": 0.39}}))
+    decoder = LmBeamSearchDecoder(VOCAB, lm, DecoderOptions(beam_size=8))
+    one_by_one = [decoder.decode(lp)[0] for lp in batch]
+    assert decoder.decode_batch(batch, workers=3) == [[h] for h in one_by_one]
+
+
+def test_language_model_file_errors(tmp_path):
+    with pytest.raises(AsrError, match="no such language model"):
+        LanguageModel(tmp_path / "missing.arpa")
+    junk = tmp_path / "junk.arpa"
+    junk.write_text("this is not a language model\n")
+    with pytest.raises(AsrError, match="junk.arpa"):
+        LanguageModel(junk)
+    binary = tmp_path / "lm.bin"
+    binary.write_bytes(b"mmap lm http://kheafield.com/code format version 5\n\0\0\0")
+    with pytest.raises(AsrError, match="word list"):
+        LanguageModel(binary)
+
+
+def test_lowercase_lm_is_refused(tmp_path):
+    path = tmp_path / "lower.arpa"
+    build_arpa(["the cat sat"], path, order=2, discount_fallback=FALLBACK)
+    with pytest.raises(AsrError, match="lower case"):
+        LmBeamSearchDecoder(VOCAB, LanguageModel(path))

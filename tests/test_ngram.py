@@ -1,0 +1,114 @@
+"""The ARPA builder: modified Kneser-Ney probabilities checked by hand, and normalisation as KenLM reads them."""
+
+import math
+
+import numpy as np
+import pytest
+
+from asr.errors import AsrError
+from asr.lm import LanguageModel
+from asr.ngram import _discounts, arpa_vocabulary, build_arpa, read_text
+
+
+def arpa_entries(path):
+    """{ngram: (log10 prob, log10 backoff or None)} from an ARPA file."""
+    entries = {}
+    for line in open(path, encoding="utf-8"):
+        fields = line.rstrip("\n").split("\t")
+        if len(fields) >= 2 and not line.startswith("\\"):
+            entries[fields[1]] = (float(fields[0]), float(fields[2]) if len(fields) == 3 else None)
+    return entries
+
+
+def test_discounts_follow_chen_and_goodman():
+    # counts of counts n1=3, n2=2, n3=1, n4=1: Y = 3/7, D1 = 1 - 2Y n2/n1, D2 = 2 - 3Y n3/n2, D3+ = 3 - 4Y n4/n3
+    d1, d2, d3 = _discounts(np.array([1, 1, 1, 2, 2, 3, 4]), fallback=None)
+    assert d1 == pytest.approx(3 / 7)
+    assert d2 == pytest.approx(19 / 14)
+    assert d3 == pytest.approx(9 / 7)
+
+
+def test_too_little_text_needs_the_fallback():
+    with pytest.raises(AsrError, match="discount"):
+        _discounts(np.array([1, 2]), fallback=None)
+    assert _discounts(np.array([1, 2]), fallback=(0.5, 1.0, 1.5)) == (0.5, 1.0, 1.5)
+
+
+def test_bigram_probabilities_match_a_hand_computation(tmp_path):
+    # Text: "A B", "A B", "B"  ->  <s> A B </s> | <s> A B </s> | <s> B </s>; discounts 0.5, 1, 1.5 (fallback).
+    arpa = tmp_path / "lm.arpa"
+    build_arpa(["A B", "A B", "B"], arpa, order=2, discount_fallback=(0.5, 1.0, 1.5))
+    got = arpa_entries(arpa)
+    # Unigrams use continuation counts: A follows {<s>} -> 1, B follows {<s>, A} -> 2, </s> follows {B} -> 1.
+    # Total 4; discounted mass 0.5 + 1 + 0.5 = 2 -> gamma = 0.5, spread uniformly over the 4 predictable words.
+    expected_unigrams = {"A": 0.5 / 4 + 0.5 / 4, "B": 1 / 4 + 0.5 / 4, "</s>": 0.5 / 4 + 0.5 / 4, "<unk>": 0.5 / 4}
+    for word, p in expected_unigrams.items():
+        assert got[word][0] == pytest.approx(math.log10(p), abs=1e-6), word
+    assert sum(expected_unigrams.values()) == pytest.approx(1.0)
+    assert got["<s>"][0] == -99
+    # Bigrams use raw counts: <s> A 2, <s> B 1, A B 2, B </s> 3.
+    expected_bigrams = {
+        "<s> A": (2 - 1.0) / 3 + (1.5 / 3) * 0.25,  # gamma(<s>) = (D2 + D1) / 3
+        "<s> B": (1 - 0.5) / 3 + (1.5 / 3) * 0.375,
+        "A B": (2 - 1.0) / 2 + (1.0 / 2) * 0.375,
+        "B </s>": (3 - 1.5) / 3 + (1.5 / 3) * 0.25,
+    }
+    for ngram, p in expected_bigrams.items():
+        assert got[ngram][0] == pytest.approx(math.log10(p), abs=1e-6), ngram
+    for context in ("<s>", "A", "B"):
+        assert got[context][1] == pytest.approx(math.log10(0.5), abs=1e-6), context
+    # KenLM reads the file and gives the sentence the product of the same probabilities.
+    lm = LanguageModel(arpa)
+    expected = math.log10(expected_bigrams["<s> A"] * expected_bigrams["A B"] * expected_bigrams["B </s>"])
+    assert lm.model.score("A B", bos=True, eos=True) == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("order,prune", [(3, ()), (3, (0, 0, 1)), (4, (0, 1, 1, 2))])
+def test_every_distribution_sums_to_one(tmp_path, order, prune):
+    import kenlm
+
+    rng = np.random.default_rng(order)
+    words = ["THE", "CAT", "SAT", "ON", "A", "MAT", "DOG", "RAN"]
+    sentences = [" ".join(rng.choice(words, size=rng.integers(2, 7), p=np.linspace(2, 1, 8) / 12))
+                 for _ in range(300)]
+    arpa = tmp_path / "lm.arpa"
+    summary = build_arpa(sentences, arpa, order=order, prune=prune, discount_fallback=(0.5, 1.0, 1.5))
+    if prune:
+        unpruned = build_arpa(sentences, tmp_path / "full.arpa", order=order, discount_fallback=(0.5, 1.0, 1.5))
+        assert sum(summary.ngrams) < sum(unpruned.ngrams)
+    model = LanguageModel(arpa).model
+    for history in ([], ["THE"], ["CAT", "SAT"], ["ON", "A", "MAT"], ["RAN", "RAN"]):
+        state = kenlm.State()
+        model.BeginSentenceWrite(state)
+        for word in history:
+            following = kenlm.State()
+            model.BaseScore(state, word, following)
+            state = following
+        total = sum(10 ** model.BaseScore(state, w, kenlm.State()) for w in words + ["</s>", "<unk>"])
+        assert total == pytest.approx(1.0, abs=1e-5), history
+
+
+def test_exclusion_and_normalisation_of_the_text(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("The cat sat on 2 mats.\nA DOG RAN\n\nA TEST SENTENCE\n")
+    sentences, counts = read_text(text, exclude=["A TEST SENTENCE"])
+    assert sentences == ["THE CAT SAT ON TWO MATS", "A DOG RAN"]
+    assert counts == {"lines": 4, "normalised": 1, "excluded": 1, "empty": 1}
+
+
+def test_vocabulary_size_maps_rare_words_to_unk(tmp_path):
+    arpa = tmp_path / "lm.arpa"
+    summary = build_arpa(["A A A B", "A C"], arpa, order=2, vocabulary_size=1, discount_fallback=(0.5, 1, 1.5))
+    assert arpa_vocabulary(arpa) == ["<unk>", "<s>", "</s>", "A"]
+    assert summary.vocabulary == 4
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path):
+    with pytest.raises(AsrError, match="no such text file"):
+        read_text(tmp_path / "missing.txt")
+    with pytest.raises(AsrError, match="unigrams cannot be pruned"):
+        build_arpa(["A B"], tmp_path / "x.arpa", order=2, prune=(1, 1))
+    with pytest.raises(AsrError, match="must not fall"):
+        build_arpa(["A B"], tmp_path / "x.arpa", order=3, prune=(0, 2, 1))
+    with pytest.raises(AsrError, match="order"):
+        build_arpa(["A B"], tmp_path / "x.arpa", order=7)
