@@ -44,3 +44,24 @@ def test_tiny_model_learns_speech_and_the_cli_transcribes_it(tmp_path):
                             capture_output=True, text=True, check=True)
     transcript = result.stdout.strip()
     assert char_error_rate([SENTENCES[0]], [transcript]).rate < 0.3, transcript
+
+    # A word LM from the sentences, tuned on the same manifest, stored with the model, used by default.
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(SENTENCES) + "\n")
+    lm_path = tmp_path / "lm.arpa"
+    subprocess.run(command + ["lm", "build", "--text", str(text), "--order", "3", "--discount-fallback",
+                              "--output", str(lm_path)], check=True)
+    tuned_path = tmp_path / "tuned.pt"
+    subprocess.run(command + ["lm", "tune", "--model", str(model_path), "--lm", str(lm_path), "--manifest",
+                              str(manifest), "--lm-weights", "0", "1", "--word-bonuses", "0", "1", "--output",
+                              str(tuned_path), "--plot", str(tmp_path / "grid.png"), "--no-progress"], check=True)
+    decoding = torch.load(tuned_path, weights_only=True)["decoding"]
+    assert decoding["lm"] == "lm.arpa" and decoding["lm_weight"] in (0, 1) and decoding["word_bonus"] in (0, 1)
+    assert (tmp_path / "grid.png").stat().st_size > 0
+    with_lm = evaluate_manifest(tuned_path, manifest, show_progress=False)
+    without_lm = evaluate_manifest(tuned_path, manifest, show_progress=False, lm=False)
+    print(f"training-set WER: without LM {without_lm.wer}, with the tuned LM {with_lm.wer}")
+    assert with_lm.wer.rate <= without_lm.wer.rate
+    result = subprocess.run(command + ["transcribe", str(audio), "--model", str(tuned_path)],
+                            capture_output=True, text=True, check=True)
+    assert char_error_rate([SENTENCES[0]], [result.stdout.strip()]).rate < 0.3, result.stdout
