@@ -131,6 +131,26 @@ def _lookup(table, key, missing):
     return missing
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ask(requests, n_req, state, word):
+    """Add the question (state, word) to `requests` unless it is there already (or the list is full); -> count."""
+    for i in range(n_req):
+        if requests[i, 0] == state and requests[i, 1] == word:
+            return n_req
+    if n_req < requests.shape[0]:
+        requests[n_req, 0] = state
+        requests[n_req, 1] = word
+        n_req += 1
+    return n_req
+
+
+@numba.njit(cache=True, nogil=True)
+def _store(cache_score, cache_state, keys, scores, next_states):
+    for i in range(keys.shape[0]):
+        cache_score[keys[i]] = scores[i]
+        cache_state[keys[i]] = next_states[i]
+
+
 @numba.njit(cache=True, nogil=True)
 def _lexicon_step(first, token, child, node, tok):
     if node < 0:
@@ -179,8 +199,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             last = node_token[node]
             for c in range(ntok):
                 lp = row[c]
-                if lp < token_min_logp and c != best_token:
-                    continue
+                if lp < token_min_logp and c != best_token and c != blank:
+                    continue  # (blank is always tried, so every live prefix has a way through the frame)
                 if c == blank or (c == space and (node == 0 or last == space)):
                     # A blank, or a space with no word before it to end, leaves the prefix as it is.
                     slot = _lookup(slot_of, node, -1)
@@ -224,10 +244,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                     key = state * n_words_key + word
                     score = _lookup(cache_score, key, 1.0)
                     if score > 0.0:  # not asked yet: collect the question, finish the frame after Python answers
-                        if n_req < requests.shape[0]:
-                            requests[n_req, 0] = state
-                            requests[n_req, 1] = word
-                            n_req += 1
+                        n_req = _ask(requests, n_req, state, word)
                         continue
                     lm += score
                     state = cache_state[key]
@@ -312,9 +329,7 @@ def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_sc
             key = state * n_words_key + word
             score = _lookup(cache_score, key, 1.0)
             if score > 0.0:
-                requests[n_req, 0] = state
-                requests[n_req, 1] = word
-                n_req += 1
+                n_req = _ask(requests, n_req, state, word)
                 continue
             lm += score
             state = cache_state[key]
@@ -322,9 +337,7 @@ def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_sc
         key = state * n_words_key + eos_id
         score = _lookup(cache_score, key, 1.0)
         if score > 0.0:
-            requests[n_req, 0] = state
-            requests[n_req, 1] = eos_id
-            n_req += 1
+            n_req = _ask(requests, n_req, state, eos_id)
             continue
         lm += score
         total = acoustic + lm_weight * lm + word_bonus * n_words + unk_penalty * n_unk
@@ -334,6 +347,22 @@ def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_sc
         final[b, 3] = n_words
         final[b, 4] = n_unk
     return n_req
+
+
+@numba.njit(cache=True, nogil=True)
+def _start(node_parent, node_token, node_seen, node_best, node_count, children, beam, beam_p, beam_count):
+    """An empty trie (just the root) and a beam of one empty prefix."""
+    node_parent[0] = -1
+    node_token[0] = -1
+    node_seen[0] = -2
+    node_best[0] = -np.inf
+    node_count[0] = 1
+    children.clear()
+    beam[0, :] = 0
+    beam_p[0, 0] = 0.0
+    beam_p[0, 1] = -np.inf
+    beam_p[0, 2] = 0.0
+    beam_count[0] = 1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -386,7 +415,27 @@ class _SearchState:
         self.lm = lm
         self.reset()
 
+    def workspace(self, width: int, ntok: int) -> dict:
+        """Buffers for a search of this beam width, kept between utterances (allocating them costs more than
+        a short utterance's whole search)."""
+        space = self.workspaces.get((width, ntok))
+        if space is None:
+            capacity = max(4096, 4 * width * ntok)
+            space = self.workspaces[(width, ntok)] = dict(
+                capacity=capacity,
+                node_parent=np.empty(capacity, dtype=np.int64), node_token=np.empty(capacity, dtype=np.int64),
+                node_frame=np.empty(capacity, dtype=np.int64), node_seen=np.empty(capacity, dtype=np.int64),
+                node_best=np.empty(capacity, dtype=np.float64), node_count=np.ones(1, dtype=np.int64),
+                children=Dict.empty(key_type=types.int64, value_type=types.int64),
+                beam=np.zeros((width, 5), dtype=np.int64), beam_p=np.zeros((width, 3), dtype=np.float64),
+                beam_count=np.ones(1, dtype=np.int64),
+                cand=np.zeros((width * ntok, 5), dtype=np.int64), cand_p=np.zeros((width * ntok, 3)),
+                slot_of=Dict.empty(key_type=types.int64, value_type=types.int64),
+                requests=np.full((width * ntok, 2), -1, dtype=np.int64), final=np.zeros((width, 5)))
+        return space
+
     def reset(self):
+        self.workspaces = {}
         start = self.kenlm.State()
         self.lm.model.BeginSentenceWrite(start)
         self.states = [start]
@@ -410,12 +459,11 @@ class LmBeamSearchDecoder:
         self._local = threading.local()
 
     def with_options(self, **changes) -> "LmBeamSearchDecoder":
-        """The same LM and lexicon with other weights or beam (cheap: nothing is reloaded)."""
+        """The same LM and lexicon with other weights or beam (cheap: nothing is reloaded, caches are shared)."""
         other = object.__new__(LmBeamSearchDecoder)
         other.__dict__.update(self.__dict__)
         other.options = replace(self.options, **changes)
-        other._local = threading.local()
-        return other
+        return other  # shares the LM-score caches: they do not depend on the options
 
     def _state(self) -> _SearchState:
         state = getattr(self._local, "state", None)
@@ -424,21 +472,22 @@ class LmBeamSearchDecoder:
         return state
 
     def _answer(self, state: _SearchState, requests: np.ndarray) -> None:
-        model, states, state_id = self.lm.model, state.states, state.state_id
-        for lm_state, word in requests.tolist():
-            if lm_state < 0:
-                break
-            key = lm_state * self.n_words_key + word
-            if key in state.cache_score:
-                continue
-            out = state.kenlm.State()
-            score = model.BaseScore(states[lm_state], self.query_words[word], out) * LN10
+        """Ask kenlm the (LM state, word) questions the compiled search collected; cache the answers."""
+        model, states, state_id, words = self.lm.model, state.states, state.state_id, self.query_words
+        asked = requests[:np.argmax(requests[:, 0] < 0) if requests[-1, 0] < 0 else len(requests)]
+        scores = np.empty(len(asked))
+        next_states = np.empty(len(asked), dtype=np.int64)
+        new_state = state.kenlm.State
+        for i, (lm_state, word) in enumerate(asked.tolist()):
+            out = new_state()
+            scores[i] = model.BaseScore(states[lm_state], words[word], out) * LN10
             found = state_id.get(out)
             if found is None:
                 found = state_id[out] = len(states)
                 states.append(out)
-            state.cache_score[key] = score
-            state.cache_state[key] = found
+            next_states[i] = found
+        _store(state.cache_score, state.cache_state, asked[:, 0] * self.n_words_key + asked[:, 1], scores,
+               next_states)
 
     def _forget_states(self, state: _SearchState, beam: np.ndarray, count: int) -> None:
         """Keep only the LM states the live beam uses, renumbered; the cache starts again."""
@@ -465,22 +514,15 @@ class LmBeamSearchDecoder:
         params = np.array([options.lm_weight, options.word_bonus, options.unk_penalty, options.beam_threshold,
                            options.token_min_logp, float(options.lexicon_only)], dtype=np.float64)
         width = options.beam_size
-        capacity = max(4096, 4 * width * ntok)
-        node_parent = np.full(capacity, -1, dtype=np.int64)
-        node_token = np.full(capacity, -1, dtype=np.int64)
-        node_frame = np.zeros(capacity, dtype=np.int64)
-        node_seen = np.full(capacity, -2, dtype=np.int64)
-        node_best = np.full(capacity, NEG_INF, dtype=np.float64)
-        node_count = np.ones(1, dtype=np.int64)
-        children = Dict.empty(key_type=types.int64, value_type=types.int64)
-        beam = np.zeros((width, 5), dtype=np.int64)  # node, LM state, words, unknown words, lexicon node
-        beam_p = np.zeros((width, 3), dtype=np.float64)  # p_blank, p_label, LM log-prob
-        beam_p[0] = (0.0, NEG_INF, 0.0)
-        beam_count = np.ones(1, dtype=np.int64)
-        cand = np.zeros((width * ntok, 5), dtype=np.int64)
-        cand_p = np.zeros((width * ntok, 3), dtype=np.float64)
-        slot_of = Dict.empty(key_type=types.int64, value_type=types.int64)
-        requests = np.full((width * ntok, 2), -1, dtype=np.int64)
+        space = state.workspace(width, ntok)
+        capacity = space["capacity"]
+        node_parent, node_token, node_frame, node_seen, node_best, node_count, children = (
+            space[k] for k in ("node_parent", "node_token", "node_frame", "node_seen", "node_best", "node_count",
+                               "children"))
+        beam, beam_p, beam_count, cand, cand_p, slot_of, requests, final = (
+            space[k] for k in ("beam", "beam_p", "beam_count", "cand", "cand_p", "slot_of", "requests", "final"))
+        _start(node_parent, node_token, node_seen, node_best, node_count, children, beam, beam_p, beam_count)
+        requests[:] = -1
         lex = self.lexicon
         t = 0
         while True:
@@ -494,14 +536,15 @@ class LmBeamSearchDecoder:
             elif status == _NEED_ROOM:
                 _compact(node_parent, node_token, node_frame, node_seen, node_best, node_count, children, ntok, beam, beam_count)
                 if node_count[0] * 2 > capacity:  # still crowded: the live prefixes need a bigger trie
-                    capacity *= 2
+                    capacity = space["capacity"] = capacity * 2
                     node_parent, node_token, node_frame, node_seen, node_best = (
                         np.resize(a, capacity) for a in (node_parent, node_token, node_frame, node_seen, node_best))
+                    space.update(node_parent=node_parent, node_token=node_token, node_frame=node_frame,
+                                 node_seen=node_seen, node_best=node_best)
                 if len(state.states) > state.max_states:
                     self._forget_states(state, beam, int(beam_count[0]))
             else:
                 break
-        final = np.zeros((width, 5), dtype=np.float64)
         while True:
             requests[:] = -1
             if _finish(params, self.unk_id, self.eos_id, beam, beam_p, beam_count, lex.word,

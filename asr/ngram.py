@@ -19,10 +19,11 @@ of their contexts are then renormalised so every distribution still sums to one.
 from __future__ import annotations
 
 import gzip
-from array import array
+import logging
 import math
 import os
 import re
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -33,6 +34,7 @@ from tqdm import tqdm
 from asr.errors import AsrError
 from asr.text import normalize_text
 
+log = logging.getLogger(__name__)
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz's --discount_fallback, for texts too small to estimate them
 _PLAIN_LINE = re.compile(r"[A-Z' ]*")
@@ -161,6 +163,8 @@ def _discounts(adjusted: np.ndarray, fallback: Sequence[float] | None) -> tuple[
         if fallback is None:
             raise AsrError(f"too little text to estimate Kneser-Ney discounts (counts of counts {n1}, {n2}, {n3}, {n4}); "
                            "use more text or --discount-fallback")
+        log.warning("counts of counts %d, %d, %d, %d cannot give Kneser-Ney discounts; using %s", n1, n2, n3, n4,
+                    " ".join(map(str, fallback)))
         return tuple(float(d) for d in fallback)
     return discounts
 

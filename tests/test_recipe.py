@@ -32,7 +32,9 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
     command = ["bash", str(RECIPE), "--data-dir", str(data), "--exp-dir", str(exp), "--preset", "tiny",
                "--set", "train.epochs=3", "--set", "train.max_batch_frames=3000", "--synth-hours", "0.01",
                "--synth-eval-hours", "0.002", "--synth-jobs", "2", "--synth-text", str(text), "--shard-mb", "0.2",
-               "--average-last", "2", "--beam-size", "2", "--device", "cpu", "--real-dev", str(tmp_path / "real-dev")]
+               "--average-last", "2", "--beam-size", "2", "--device", "cpu", "--real-dev", str(tmp_path / "real-dev"),
+               "--lm-text", str(text), "--lm-order", "3", "--lm-prune", "0 0 1", "--lm-weights", "0 0.5",
+               "--word-bonuses", "0 1", "--lm-beam-size", "4"]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -47,9 +49,13 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
     averaged = load_model_file(exp / "model_avg.pt")
     assert averaged.metadata["averaged_checkpoints"] == ["epoch-2.pt", "epoch-3.pt"]
     results = (exp / "RESULTS.md").read_text()
-    for name in ["dev", "test", "dev-clean-text", "real-dev", "greedy", "beam 2"]:
+    assert (data / "lm" / "lm.bin").exists() and (data / "lm" / "lm.bin.words").exists()
+    tuned = load_model_file(exp / "model_lm.pt")
+    assert tuned.decoding["lm_weight"] in (0, 0.5) and tuned.decoding["lm_beam_size"] == 4
+    assert (exp / "lm_tuning.png").exists()
+    for name in ["dev", "test", "dev-clean-text", "real-dev", "greedy", "beam 2", "beam 4 + LM"]:
         assert f"| {name} |" in results or f"| {name}" in results, name
     assert (exp / "decode" / "dev-greedy.errors.txt").read_text().startswith("WER ")
 
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0 and again.stdout.count("done before, skipped") == 7  # idempotent
+    assert again.returncode == 0 and again.stdout.count("done before, skipped") == 9  # idempotent

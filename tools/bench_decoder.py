@@ -116,7 +116,7 @@ def main() -> int:
 
     options = DecoderOptions(lm_weight=alpha, word_bonus=beta, beam_threshold=10.0, token_min_logp=-5.0)
     base = LmBeamSearchDecoder(recognizer.vocabulary, lm, options)
-    base.decode(batch[0])  # compile or load numba's cached machine code before timing
+    base.decode(batch[0])  # load numba's cached machine code (or compile it, the first time) before timing
     lexicon_path = Path(tempfile.mkdtemp()) / "lexicon.txt"
     lexicon_path.write_text("".join(f"{w}\t{' '.join(w)} |\n" for w in base.lexicon.words), encoding="utf-8")
     py_decoder = None if "pyctcdecode" in args.skip else pyctcdecode_decoder(recognizer.vocabulary, lm, alpha, beta,

@@ -7,7 +7,9 @@
 #   3 shards    WebDataset shards of the training set, grouped by duration
 #   4 train     asr train on the shards; several GPUs or nodes through torchrun
 #   5 average   average the last N epoch checkpoints
-#   6 decode    greedy and beam search on every evaluation set; errors files and RESULTS.md
+#   6 lm        a word 4-gram LM (modified Kneser-Ney) from book text, or a given ARPA, as a KenLM binary
+#   7 tune      LM weight and word bonus searched on the dev set, stored with the model (model_lm.pt)
+#   8 decode    greedy, beam search, and beam search with the LM on every evaluation set; RESULTS.md
 #
 # A finished stage leaves a marker in $exp_dir/.done (data stages in $data_dir/.done) and is skipped when run
 # again; training resumes from its last checkpoint. Only the installed `asr` package is imported.
@@ -16,7 +18,7 @@ script=$(realpath "$0")
 cd "$(dirname "$script")"
 
 stage=0
-stop_stage=6
+stop_stage=8
 corpus=synthetic                    # synthetic | librispeech
 data_dir=data
 exp_dir=exp/small
@@ -38,6 +40,13 @@ average_last=3
 beam_size=8
 device=auto
 real_dev=../../../shared/data/real-dev
+lm_text=../../../shared/data/text/books_norm.txt.gz  # public-domain books; evaluation transcripts are left out
+lm_arpa=""                          # an existing ARPA (e.g. LibriSpeech's 4-gram.arpa.gz) instead of lm_text
+lm_order=4
+lm_prune="0 0 1 1"
+lm_weights="0.1 0.2 0.3 0.5 0.8"
+word_bonuses="-1 0 1 2 3"
+lm_beam_size=32
 
 usage() { sed -n '2,13p' "$script" | sed 's/^# \{0,1\}//'; cat <<'USAGE'
 
@@ -45,13 +54,16 @@ options (defaults in brackets):
   --stage N / --stop-stage M      first and last stage to run [0 / 6]
   --corpus synthetic|librispeech  where the speech comes from [synthetic]
   --data-dir DIR / --exp-dir DIR  corpus and manifests / experiment [data / exp/small]
-  --preset NAME                   tiny, small, medium or large [small]
+  --preset NAME                   tiny, small, base, medium or large [small]
   --set SECTION.KEY=VALUE         override one config value (repeatable), e.g. --set train.epochs=10
   --train-splits "A B" / --eval-splits "C D"
   --synth-hours H / --synth-eval-hours H / --synth-jobs N   size of the synthetic corpus [10 / 1 / all cores]
   --synth-text FILE               sentences to speak [../shared/data/text/books_norm.txt.gz]
   --nproc-per-node N / --nnodes N / --node-rank R / --master-addr A / --master-port P   torchrun [1/1/0]
   --average-last N / --beam-size N / --device cpu|cuda|auto / --real-dev DIR
+  --lm-text FILE / --lm-arpa FILE LM training text [../shared/data/text/books_norm.txt.gz] / existing ARPA
+  --lm-order N / --lm-prune "COUNTS"  [4 / "0 0 1 1"]
+  --lm-weights "W.." / --word-bonuses "B.." / --lm-beam-size N   tuning grid and beam [see run.sh / 32]
 USAGE
 }
 
@@ -80,6 +92,13 @@ while [ $# -gt 0 ]; do
     --beam-size) beam_size=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     --real-dev) real_dev=$2; shift 2 ;;
+    --lm-text) lm_text=$2; shift 2 ;;
+    --lm-arpa) lm_arpa=$2; shift 2 ;;
+    --lm-order) lm_order=$2; shift 2 ;;
+    --lm-prune) lm_prune=$2; shift 2 ;;
+    --lm-weights) lm_weights=$2; shift 2 ;;
+    --word-bonuses) word_bonuses=$2; shift 2 ;;
+    --lm-beam-size) lm_beam_size=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -159,12 +178,32 @@ if run_stage 5 average "$exp_dir"; then
   done_stage 5 "$exp_dir"
 fi
 
-if run_stage 6 decode "$exp_dir"; then
+lm=$data_dir/lm/lm.bin
+if run_stage 6 lm "$data_dir"; then
+  mkdir -p "$data_dir/lm"
+  if [ -n "$lm_arpa" ]; then
+    asr lm build --arpa "$lm_arpa" --binary "$lm"
+  else
+    # Evaluation transcripts are dropped from the LM text, so the LM has not seen the test sentences.
+    asr lm build --text "$lm_text" --order "$lm_order" --prune $lm_prune --discount-fallback --output "$data_dir/lm/lm.arpa" \
+      --binary "$lm" --exclude $(for s in $eval_splits; do echo "$manifests/$s.jsonl"; done)
+  fi
+  done_stage 6 "$data_dir"
+fi
+
+if run_stage 7 tune "$exp_dir"; then
+  asr lm tune --model "$exp_dir/model_avg.pt" --lm "$lm" --manifest "$manifests/${eval_splits%% *}.jsonl" \
+    --lm-weights $lm_weights --word-bonuses $word_bonuses --beam-size "$lm_beam_size" \
+    --output "$exp_dir/model_lm.pt" --plot "$exp_dir/lm_tuning.png" --no-progress
+  done_stage 7 "$exp_dir"
+fi
+
+if run_stage 8 decode "$exp_dir"; then
   sets=()
   for s in $eval_splits; do sets+=("$s=$manifests/$s.jsonl"); done
   [ -f "$manifests/real-dev.jsonl" ] && sets+=("real-dev=$manifests/real-dev.jsonl")
-  python local/decode_and_score.py --model "$exp_dir/model_avg.pt" --sets "${sets[@]}" --beam-size "$beam_size" \
+  python local/decode_and_score.py --model "$exp_dir/model_lm.pt" --sets "${sets[@]}" --beam-size "$beam_size" \
     --output-dir "$exp_dir/decode" --results "$exp_dir/RESULTS.md" \
     --command "recipes/librispeech/run.sh --corpus $corpus --preset $preset ${overrides[*]:-}"
-  done_stage 6 "$exp_dir"
+  done_stage 8 "$exp_dir"
 fi

@@ -1,4 +1,5 @@
-"""Stage 6: decode each evaluation set greedily and with beam search; write errors files and RESULTS.md.
+"""Stage 8: decode each evaluation set greedily, with beam search, and with beam search and the word LM stored
+in the model file by `asr lm tune` (if any); write errors files and RESULTS.md.
 
 Each NAME=MANIFEST pair is scored; EXP_DIR/decode/NAME-MODE.errors.txt shows every utterance's reference and
 hypothesis aligned, worst first; RESULTS.md summarises WER and CER per set with the model's size, training data and
@@ -13,9 +14,14 @@ import time
 from pathlib import Path
 
 from asr.checkpoint import load_model_file
-from asr.evaluate import evaluate_beams, write_errors_file
-from asr.transcribe import Recognizer
+from asr.evaluate import model_outputs, score_outputs, write_errors_file
+from asr.transcribe import Recognizer, stored_lm_path
 from asr.model import count_parameters
+
+
+def lm_summary(recognizer) -> str:
+    lm = recognizer.lm_decoder.lm
+    return f"order {lm.order}, {len(lm.words):,} words, {lm.path.stat().st_size / 1e6:.1f} MB"
 
 
 def main() -> int:
@@ -30,19 +36,24 @@ def main() -> int:
 
     model_file = load_model_file(args.model)
     meta = model_file.metadata
-    recognizer = Recognizer(model_file)
+    lm_path = stored_lm_path(args.model, model_file)
+    recognizer = Recognizer(model_file, lm=lm_path)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    beams = [1] + ([args.beam_size] if args.beam_size > 1 else [])
+    modes = [("greedy", 1, False)] + ([(f"beam {args.beam_size}", args.beam_size, False)] if args.beam_size > 1 else [])
+    if lm_path is not None:
+        options = recognizer.lm_decoder.options
+        modes.append((f"beam {options.beam_size} + LM", options.beam_size, True))
+        print(f"LM {lm_path}: weight {options.lm_weight}, word bonus {options.word_bonus}", flush=True)
     rows = []
     for item in args.sets:
         name, _, manifest = item.partition("=")
         started = time.perf_counter()
-        reports = evaluate_beams(recognizer, manifest, beams)
+        outputs = model_outputs(recognizer, manifest)
+        reports = [score_outputs(recognizer, outputs, beam, use_lm) for _, beam, use_lm in modes]
         seconds = time.perf_counter() - started
-        for beam, report in zip(beams, reports):
-            mode = "greedy" if beam == 1 else f"beam {beam}"
-            write_errors_file(output / f"{name}-{mode.replace(' ', '')}.errors.txt", report)
+        for (mode, _, _), report in zip(modes, reports):
+            write_errors_file(output / f"{name}-{mode.replace(' ', '').replace('+', '-')}.errors.txt", report)
             print(f"{name:>16} {mode:>8}: WER {report.wer}  CER {report.cer}", flush=True)
             rows.append((name, mode, report))
         print(f"{name:>16} decoded in {seconds:.0f} s", flush=True)
@@ -61,7 +72,10 @@ def main() -> int:
         + (f" Weights averaged over {', '.join(meta['averaged_checkpoints'])}." if "averaged_checkpoints" in meta
            else "")
         + (f" Training was stopped {meta['stopped_early']}." if "stopped_early" in meta else ""),
-        f"Decoded on {platform.processor() or platform.machine()} ({os.cpu_count()} cores).", "",
+        f"Decoded on {platform.processor() or platform.machine()} ({os.cpu_count()} cores)."
+        + (f" LM: `{lm_path}` ({lm_summary(recognizer)}), weight {recognizer.lm_decoder.options.lm_weight}, "
+           f"word bonus {recognizer.lm_decoder.options.word_bonus}, tuned on the first set."
+           if lm_path is not None else ""), "",
         "| set | utterances | decoding | WER % | CER % | substitutions / deletions / insertions (words) |",
         "| --- | ---: | --- | ---: | ---: | --- |",
     ]
