@@ -35,26 +35,65 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--word-bonus", type=float, help="bonus per word (default: the tuned value)")
 
 
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
+
+
+def _audio_files(inputs: list[str]) -> list[str]:
+    """The files given, with each directory replaced by the audio files under it (sorted)."""
+    files = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+            if not found:
+                raise AsrError(f"{path}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in this directory")
+            files.extend(str(p) for p in found)
+        else:
+            files.append(item)
+    return files
+
+
 def _transcribe(args) -> int:
+    from tqdm import tqdm
+
+    from asr.models import default_model_path
+    from asr.subtitles import FORMATS
     from asr.transcribe import load_model
 
-    recognizer = load_model(args.model, device=args.device, beam_size=args.beam_size, lm=_lm_choice(args),
-                            lm_weight=args.lm_weight, word_bonus=args.word_bonus)
+    files = _audio_files(args.files)
+    recognizer = load_model(args.model or default_model_path(), device=args.device, beam_size=args.beam_size,
+                            lm=_lm_choice(args), lm_weight=args.lm_weight, word_bonus=args.word_bonus,
+                            int8=args.int8, threads=args.threads)
+    render, suffix = FORMATS[args.format]
+    output_dir = Path(args.output_dir) if args.output_dir else None
+    if output_dir:
+        output_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
-    results = []
-    for path, result in recognizer.transcribe_files(args.files, batch_size=args.batch_size):
+    collected = []
+    bar = tqdm(total=len(files), unit="file", desc="transcribing", disable=args.no_progress or len(files) < 2)
+    for path, result in recognizer.transcribe_files(files, batch_size=args.batch_size):
+        bar.update()
         if isinstance(result, AsrError):
-            print(f"asr: error: {result}", file=sys.stderr)
+            tqdm.write(f"asr: error: {result}", file=sys.stderr)
             failures += 1
             continue
-        if args.format == "json":
-            results.append(asdict(result))
-        elif len(args.files) == 1:
-            print(result.text)
+        if output_dir:
+            target = output_dir / (Path(path).stem + suffix)
+            target.write_text(render(result), encoding="utf-8")
+        elif args.format == "json":
+            collected.append(result)
+        elif len(files) == 1:
+            print(render(result), end="")
+        elif args.format == "text":
+            tqdm.write(f"{path}\t{result.text}")
         else:
-            print(f"{path}\t{result.text}")
-    if args.format == "json":
-        print(json.dumps(results[0] if len(args.files) == 1 and results else results, indent=2))
+            tqdm.write(f"==> {path} <==\n{render(result)}")
+    bar.close()
+    if collected:
+        print(render(collected[0]) if len(files) == 1 else
+              "[\n" + ",\n".join(render(t) for t in collected) + "\n]")
+    if output_dir:
+        print(f"wrote {len(files) - failures} {suffix} file(s) to {output_dir}", file=sys.stderr)
     return EXIT_BAD_INPUT if failures else 0
 
 
@@ -192,20 +231,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr", description="Speech recognition with a deep bidirectional LSTM trained with CTC.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  asr transcribe speech.wav --model exp/model.pt\n"
+        epilog="examples:\n  asr transcribe speech.wav\n  asr transcribe talks/ --format srt --output-dir subtitles\n"
+               "  asr transcribe speech.wav --model exp/model.pt\n"
                "  asr train --train-manifest train.jsonl --exp-dir exp/tiny --preset tiny\n"
                "  asr evaluate --model exp/model.pt --manifest dev.jsonl")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     transcribe = commands.add_parser(
         "transcribe", help="print the transcript of audio files",
-        description="Transcribe audio files (WAV, FLAC, OGG, MP3; any sample rate and channel count).")
-    transcribe.add_argument("files", nargs="+", metavar="FILE", help="audio files to transcribe")
-    transcribe.add_argument("--model", required=True, help="model file written by `asr train`")
+        description="Transcribe audio files (WAV, FLAC, OGG, MP3; any sample rate and channel count, any length: "
+                    "files over 24 s are read in overlapping 20 s windows, so memory does not grow with length). "
+                    "Without --model, the model bundled with asr is used, with its tuned word LM.")
+    transcribe.add_argument("files", nargs="+", metavar="FILE", help="audio files, or directories of them")
+    transcribe.add_argument("--model", help="model file written by `asr train` (default: the bundled model)")
+    transcribe.add_argument("--output-dir", help="write one FILE.txt/.json/.srt/.vtt per input here, not to stdout")
+    transcribe.add_argument("--int8", action="store_true",
+                            help="int8 weights for the LSTM and linear layers (CPU): smaller, faster")
+    transcribe.add_argument("--threads", type=int, help="CPU threads for the model and the decoder (default: all)")
+    transcribe.add_argument("--no-progress", action="store_true", help="no progress bar")
     transcribe.add_argument("--beam-size", type=int, default=None,
                             help="CTC prefix beam search with this many beams; 1 = greedy (default: the model's; 32 with an LM)")
-    transcribe.add_argument("--format", choices=("text", "json"), default="text",
-                            help="text: the transcript; json: words with start/end seconds and confidences")
+    transcribe.add_argument("--format", choices=("text", "json", "srt", "vtt"), default="text",
+                            help="text: the transcript; json: words with start/end seconds and confidences; "
+                                 "srt / vtt: subtitles (SubRip / WebVTT)")
     transcribe.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
     transcribe.add_argument("--batch-size", type=int, default=8, help="files decoded together (default: 8)")
     _add_lm_options(transcribe)

@@ -16,12 +16,13 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from asr.audio import AudioSource, load_audio
+from asr.audio import AudioSource, audio_duration, load_audio
 from asr.checkpoint import ModelFile, load_model_file
 from asr.decode import Hypothesis, beam_search, greedy_decode
 from asr.errors import AsrError
 from asr.features import log_mel
 from asr.lm import LanguageModel
+from asr.long_audio import WindowConfig, kept_frames, read_windows
 
 DEFAULT_LM_BEAM = 32  # beam width when an LM is used and neither the caller nor the model file names one
 
@@ -75,11 +76,21 @@ class Recognizer:
 
     def __init__(self, model_file: ModelFile, device: str | None = "cpu", beam_size: int | None = None,
                  lm: str | os.PathLike | LanguageModel | None = None, lm_weight: float | None = None,
-                 word_bonus: float | None = None):
+                 word_bonus: float | None = None, int8: bool = False, threads: int | None = None,
+                 window: WindowConfig = WindowConfig()):
         from asr.lm_decoder import DecoderOptions, LmBeamSearchDecoder
 
         self.device = resolve_device(device)
+        if threads:
+            torch.set_num_threads(threads)
+        self.threads = threads
+        self.window = window
         self.model = model_file.model.to(self.device).eval()
+        if int8:
+            if self.device.type != "cpu":
+                raise AsrError("int8 weights are for the CPU; drop --int8 or use --device cpu")
+            self.model = quantize_int8(self.model)
+        self.int8 = int8
         self.feature_config = model_file.feature_config
         self.vocabulary = model_file.vocabulary
         self.metadata = model_file.metadata
@@ -110,6 +121,8 @@ class Recognizer:
                     raise result
                 results.append(result)
             return results
+        if isinstance(audio, (str, os.PathLike)) and self._is_long(audio):
+            return self.transcribe_long(audio, beam_size=beam_size)
         samples = load_audio(audio, sample_rate)
         source = str(audio) if isinstance(audio, (str, os.PathLike)) else ""
         return self._transcribe_samples([samples], [source], beam_size)[0]
@@ -118,8 +131,45 @@ class Recognizer:
                          batch_size: int = 8) -> Iterator[tuple[str, Transcript | AsrError]]:
         """Yield (path, transcript) in order, or (path, error) for a file that could not be read, so one bad file
         among many is reported without losing the others. Reads at most `batch_size` files at a time."""
+        short: list[str] = []
+        for path in paths:
+            if self._is_long(path):
+                yield from self._flush_short(short, beam_size, batch_size)
+                short = []
+                try:
+                    yield str(path), self.transcribe_long(path, beam_size=beam_size)
+                except AsrError as error:
+                    yield str(path), error
+            else:
+                short.append(str(path))
+                if len(short) == batch_size:
+                    yield from self._flush_short(short, beam_size, batch_size)
+                    short = []
+        yield from self._flush_short(short, beam_size, batch_size)
+
+    def _flush_short(self, paths, beam_size, batch_size):
         for pending in read_in_batches(paths, batch_size):
             yield from self._flush(pending, beam_size)
+
+    def _is_long(self, path) -> bool:
+        """Whether a file is long enough to be read in windows (unreadable files take the short path, which
+        reports them)."""
+        try:
+            return audio_duration(path) > self.window.window_seconds + self.window.overlap_seconds
+        except AsrError:
+            return False
+
+    def transcribe_long(self, path: str | os.PathLike, beam_size: int | None = None) -> Transcript:
+        """Transcribe a file of any length in overlapping windows (see `asr.long_audio`), one decoding pass over the
+        joined log-probs, so word times are from the start of the file."""
+        parts, duration = [], 0.0
+        for start, samples, last in read_windows(path, self.window):
+            log_probs = self.log_probs([samples])[0]
+            begin, end = kept_frames(start, len(log_probs), self.frame_seconds, self.window, first=not parts,
+                                     last=last)
+            parts.append(log_probs[begin:end])
+            duration = start + len(samples) / self.feature_config.sample_rate
+        return self.decode(torch.cat(parts), duration, str(path), beam_size)
 
     def _flush(self, pending, beam_size):
         readable = [(path, samples) for path, samples in pending if not isinstance(samples, AsrError)]
@@ -158,7 +208,7 @@ class Recognizer:
             if beam != decoder.options.beam_size:
                 decoder = decoder.with_options(beam_size=beam)
             return [found[0] if found else Hypothesis((), (), -math.inf)
-                    for found in decoder.decode_batch([lp.numpy() for lp in all_log_probs])]
+                    for found in decoder.decode_batch([lp.numpy() for lp in all_log_probs], workers=self.threads)]
         if beam <= 1:
             return [greedy_decode(lp) for lp in all_log_probs]
         return [beam_search(lp, beam_size=beam)[0] for lp in all_log_probs]
@@ -209,6 +259,18 @@ class Recognizer:
                           duration=round(duration, 3), source=source)
 
 
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantization of the LSTM and linear layers: int8 weights, activations quantised on the fly;
+    about 4x smaller and faster matrix products on the CPU."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch 2.11 still has eager dynamic quantization but announces torchao's
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return quantize_dynamic(model, {torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
+
+
 def stored_lm_path(model_path: str | os.PathLike, model_file: ModelFile) -> Path | None:
     """The LM `asr lm tune` recorded in the model file (relative to the model's folder), if it is still there."""
     recorded = model_file.decoding.get("lm")
@@ -220,7 +282,7 @@ def stored_lm_path(model_path: str | os.PathLike, model_file: ModelFile) -> Path
 
 def load_model(path: str | os.PathLike, device: str | None = "cpu", beam_size: int | None = None,
                lm: str | os.PathLike | LanguageModel | bool | None = None, lm_weight: float | None = None,
-               word_bonus: float | None = None) -> Recognizer:
+               word_bonus: float | None = None, int8: bool = False, threads: int | None = None) -> Recognizer:
     """Load a model file into a `Recognizer`. Raises `CheckpointError` for a missing, damaged or foreign file.
 
     `lm`: a language model path (or loaded `LanguageModel`); None uses the one `asr lm tune` stored with the model,
@@ -231,4 +293,4 @@ def load_model(path: str | os.PathLike, device: str | None = "cpu", beam_size: i
     elif lm is False:
         lm = None
     return Recognizer(model_file, device=device, beam_size=beam_size, lm=lm, lm_weight=lm_weight,
-                      word_bonus=word_bonus)
+                      word_bonus=word_bonus, int8=int8, threads=threads)

@@ -48,6 +48,36 @@ def ours(decoder: LmBeamSearchDecoder, batch, threads: int):
     return [vocabulary.decode(found[0].tokens) if found else "" for found in results]
 
 
+def fused_score(log_probs, text, vocabulary, lm: LanguageModel, options: DecoderOptions) -> float:
+    """The quantity every decoder here maximises, for one transcript: CTC log-likelihood (all alignments) +
+    LM weight * LM log-prob + word bonus * words + unknown-word penalty * unknown words."""
+    import torch
+
+    target = torch.tensor(vocabulary.encode(text), dtype=torch.long)
+    acoustic = -torch.nn.functional.ctc_loss(torch.from_numpy(log_probs).double()[:, None], target[None],
+                                             torch.tensor([len(log_probs)]), torch.tensor([len(target)]),
+                                             reduction="sum").item()
+    words = text.split()
+    known = set(lm.words)
+    return (acoustic + options.lm_weight * lm.model.score(" ".join(words)) * LN10
+            + options.word_bonus * len(words) + options.unk_penalty * sum(w not in known for w in words))
+
+
+def search_errors(batch, ours_texts, their_texts, vocabulary, lm, options) -> tuple[int, int, int]:
+    """Where two decoders disagree, whose transcript scores higher under the shared objective:
+    (agree, theirs higher, ours higher or equal)."""
+    agree = theirs_higher = ours_higher = 0
+    for log_probs, mine, theirs in zip(batch, ours_texts, their_texts):
+        if mine == theirs:
+            agree += 1
+        elif fused_score(log_probs, theirs, vocabulary, lm, options) > fused_score(log_probs, mine, vocabulary, lm,
+                                                                                   options) + 1e-6:
+            theirs_higher += 1
+        else:
+            ours_higher += 1
+    return agree, theirs_higher, ours_higher
+
+
 def pyctcdecode_decoder(vocabulary, lm: LanguageModel, alpha, beta, options: DecoderOptions):
     from pyctcdecode import build_ctcdecoder
 
@@ -121,9 +151,10 @@ def main() -> int:
     lexicon_path.write_text("".join(f"{w}\t{' '.join(w)} |\n" for w in base.lexicon.words), encoding="utf-8")
     py_decoder = None if "pyctcdecode" in args.skip else pyctcdecode_decoder(recognizer.vocabulary, lm, alpha, beta,
                                                                               options)
-    rows = []
+    rows, decoded, disagreements = [], {}, []
 
     def report(name, beam, texts, seconds):
+        decoded[name] = texts
         wer = word_error_rate(references, texts).rate
         rows.append((name, beam, len(batch) / seconds, seconds / audio_seconds, 100 * wer))
         print(f"beam {beam:>4}  {name:<28} {len(batch) / seconds:9.1f} utt/s   RTF {seconds / audio_seconds:.5f}   "
@@ -135,14 +166,24 @@ def main() -> int:
         report(f"ours, {threads} threads", beam, *timed(lambda: ours(decoder, batch, threads)))
         if py_decoder is not None:
             report("pyctcdecode", beam, *timed(lambda: pyctcdecode_decode(py_decoder, batch, beam, options)))
+            counts = search_errors(batch, decoded["ours, 1 thread"], decoded["pyctcdecode"], recognizer.vocabulary,
+                                   lm, options)
+            disagreements.append(("pyctcdecode", beam, *counts))
         lexicon_decoder = decoder.with_options(lexicon_only=True)
         report("ours, lexicon, 1 thread", beam, *timed(lambda: ours(lexicon_decoder, batch, 1)))
         if "flashlight" not in args.skip:
             fl = flashlight_decoder(recognizer.vocabulary, lm, lexicon_path, alpha, beta, beam, options)
             report("flashlight (torchaudio)", beam, *timed(lambda: flashlight_decode(fl, batch)))
+            counts = search_errors(batch, decoded["ours, lexicon, 1 thread"], decoded["flashlight (torchaudio)"],
+                                   recognizer.vocabulary, lm, options)
+            disagreements.append(("flashlight (vs ours, lexicon)", beam, *counts))
 
     table = ["| beam | decoder | utterances/s | real-time factor | WER % |", "| ---: | --- | ---: | ---: | ---: |"]
     table += [f"| {beam} | {name} | {speed:.1f} | {rtf:.5f} | {wer:.2f} |" for name, beam, speed, rtf, wer in rows]
+    table += ["", "Where ours and a peer disagree, whose transcript scores higher under the objective both maximise:",
+              "", "| peer | beam | same transcript | peer's higher | ours higher or equal |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    table += [f"| {name} | {beam} | {agree} | {theirs} | {mine} |" for name, beam, agree, theirs, mine in disagreements]
     print("\n".join(table))
     if args.output:
         Path(args.output).write_text("\n".join(table) + "\n")

@@ -1,0 +1,133 @@
+"""Output formats, directories, long files in windows, int8 weights and the bundled-model fallback."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+import asr
+from asr.checkpoint import save_model
+from asr.cli import main
+from asr.features import FeatureConfig
+from asr.long_audio import WindowConfig, kept_frames, read_windows
+from asr.model import BiLstmCtc, ModelConfig
+from asr.subtitles import cues, to_srt, to_webvtt
+from asr.text import Vocabulary
+from asr.transcribe import Transcript, Word
+from conftest import write_tone
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "model.pt"
+    save_model(path, BiLstmCtc(ModelConfig(subsampling=4, conv_channels=4, hidden_size=16, num_layers=2)),
+               FeatureConfig(), Vocabulary())
+    return path
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+WORDS = (Word("HELLO", 0.5, 0.9, 0.9), Word("WORLD", 1.0, 1.42, 0.8), Word("AGAIN", 3.0, 3.5, 0.7))
+TRANSCRIPT = Transcript("HELLO WORLD AGAIN", WORDS, 0.8, 4.0)
+
+
+def test_subtitles_split_cues_at_pauses_and_format_times():
+    assert [[w.text for w in cue] for cue in cues(WORDS)] == [["HELLO", "WORLD"], ["AGAIN"]]
+    assert to_srt(TRANSCRIPT) == ("1\n00:00:00,500 --> 00:00:01,420\nHELLO WORLD\n\n"
+                                  "2\n00:00:03,000 --> 00:00:03,500\nAGAIN\n")
+    assert to_webvtt(TRANSCRIPT) == ("WEBVTT\n\n00:00:00.500 --> 00:00:01.420\nHELLO WORLD\n\n"
+                                     "00:00:03.000 --> 00:00:03.500\nAGAIN\n")
+    long_words = [Word(f"W{i}", i * 0.3, i * 0.3 + 0.2, 1.0) for i in range(40)]
+    assert all(len(cue) <= 12 and cue[-1].end - cue[0].start <= 6.0 for cue in cues(long_words))
+
+
+def test_kept_frames_cover_every_frame_exactly_once():
+    config = WindowConfig(window_seconds=20.0, overlap_seconds=4.0)
+    frame = 0.04
+    total_seconds = 71.3
+    covered = []
+    start, first = 0.0, True
+    while True:
+        length = min(config.window_seconds, total_seconds - start)
+        last = start + config.window_seconds >= total_seconds
+        begin, end = kept_frames(start, int(round(length / frame)), frame, config, first, last)
+        offset = int(round(start / frame))
+        covered.extend(range(offset + begin, offset + end))
+        if last:
+            break
+        start += config.hop_seconds
+        first = False
+    assert covered == list(range(int(round(total_seconds / frame))))
+
+
+def test_read_windows_streams_any_rate_and_channels(tmp_path):
+    rate = 8000
+    stereo = np.random.default_rng(0).uniform(-0.1, 0.1, size=(rate * 50, 2)).astype(np.float32)
+    soundfile.write(tmp_path / "long.flac", stereo, rate)
+    windows = list(read_windows(tmp_path / "long.flac", WindowConfig(20.0, 4.0)))
+    assert [round(start) for start, _, _ in windows] == [0, 16, 32]
+    assert [last for _, _, last in windows] == [False, False, True]
+    assert len(windows[0][1]) == 20 * 16000 and len(windows[-1][1]) == 18 * 16000
+
+
+def test_long_file_goes_through_windows_and_times_span_the_file(tmp_path, model_path):
+    rng = np.random.default_rng(1)
+    soundfile.write(tmp_path / "long.wav", rng.uniform(-0.3, 0.3, 16000 * 70).astype(np.float32), 16000)
+    recognizer = asr.load_model(model_path)
+    result = recognizer.transcribe(tmp_path / "long.wav")
+    assert result.duration == pytest.approx(70.0)
+    whole = recognizer.log_probs([soundfile.read(tmp_path / "long.wav", dtype="float32")[0]])[0]
+    parts = []
+    for start, samples, last in read_windows(tmp_path / "long.wav", recognizer.window):
+        lp = recognizer.log_probs([samples])[0]
+        begin, end = kept_frames(start, len(lp), recognizer.frame_seconds, recognizer.window, not parts, last)
+        parts.append(lp[begin:end])
+    assert abs(sum(len(p) for p in parts) - len(whole)) <= 2  # no frame of the file lost or doubled
+    assert all(0 <= w.start <= w.end <= 70.0 for w in result.words)
+
+
+def test_directory_input_formats_and_output_dir(tmp_path, model_path, capsys):
+    audio = tmp_path / "audio"
+    (audio / "sub").mkdir(parents=True)
+    write_tone(audio / "a.wav", seconds=1.0)
+    write_tone(audio / "sub" / "b.flac", seconds=1.5, fmt="FLAC")
+    (audio / "notes.txt").write_text("not audio, and not picked up")
+    for fmt, suffix in [("srt", ".srt"), ("vtt", ".vtt"), ("json", ".json"), ("text", ".txt")]:
+        out_dir = tmp_path / f"out-{fmt}"
+        code, _, err = run(["transcribe", audio, "--model", model_path, "--format", fmt, "--output-dir", out_dir,
+                            "--no-progress"], capsys)
+        assert code == 0, err
+        assert sorted(p.name for p in out_dir.iterdir()) == [f"a{suffix}", f"b{suffix}"]
+    assert json.loads((tmp_path / "out-json" / "b.json").read_text())["duration"] == pytest.approx(1.5)
+    assert (tmp_path / "out-vtt" / "a.vtt").read_text().startswith("WEBVTT")
+    code, out, _ = run(["transcribe", audio, "--model", model_path, "--format", "json"], capsys)
+    assert code == 0 and len(json.loads(out)) == 2
+    code, _, err = run(["transcribe", tmp_path / "out-srt", "--model", model_path], capsys)
+    assert code == 2 and "no audio files" in err
+
+
+def test_int8_weights_are_smaller_and_agree(tmp_path, model_path):
+    tone = write_tone(tmp_path / "a.wav", seconds=2.0)
+    full = asr.load_model(model_path)
+    small = asr.load_model(model_path, int8=True, threads=1)
+    assert any("quantized" in type(m).__module__ for m in small.model.modules())
+    a, b = full.log_probs([tone])[0], small.log_probs([tone])[0]
+    assert a.shape == b.shape
+    assert torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1] > 0.99
+
+
+def test_no_bundled_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import asr.models
+
+    monkeypatch.setattr(asr.models, "DEFAULT_MODEL", tmp_path / "none.pt")
+    write_tone(tmp_path / "a.wav")
+    code, _, err = run(["transcribe", tmp_path / "a.wav"], capsys)
+    assert code == 2 and re.search(r"no bundled default model; pass --model", err)
