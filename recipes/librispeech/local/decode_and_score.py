@@ -73,7 +73,7 @@ def main() -> int:
            else "")
         + (f" Training was stopped {meta['stopped_early']}." if "stopped_early" in meta else ""),
         f"Decoded on {platform.processor() or platform.machine()} ({os.cpu_count()} cores)."
-        + (f" LM: `{lm_path}` ({lm_summary(recognizer)}), weight {recognizer.lm_decoder.options.lm_weight}, "
+        + (f" LM: `{os.path.normpath(lm_path)}` ({lm_summary(recognizer)}), weight {recognizer.lm_decoder.options.lm_weight}, "
            f"word bonus {recognizer.lm_decoder.options.word_bonus}, tuned on the first set."
            if lm_path is not None else ""), "",
         "| set | utterances | decoding | WER % | CER % | substitutions / deletions / insertions (words) |",
