@@ -6,6 +6,8 @@ The search is the CTC prefix beam search of `asr.decode.beam_search` (Hannun et 
 
 where a word is scored when the space after it (or the end of the utterance) is emitted, and a partial word that
 no known word starts with takes the unknown-word penalty at once, so hopeless spellings fall out of the beam early.
+An unknown word pays the penalty once per 6 letters (at least once), as pyctcdecode does: with a flat penalty,
+the search learns to run several misrecognised words together into one long "unknown word".
 
 Speed comes from three choices:
 * the whole frame loop runs in numba, without the GIL, on flat arrays (prefixes are nodes of a trie of tokens);
@@ -39,6 +41,7 @@ from asr.text import Vocabulary
 LN10 = math.log(10.0)
 NEG_INF = -np.inf
 _NEED_LM, _NEED_ROOM = 1, 2  # why the compiled search stopped before the last frame
+UNK_CHARS = 6.0  # an unknown word longer than this many letters pays the penalty once per this many
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ class DecoderOptions:
     beam_size: int = 32
     lm_weight: float = 0.5  # alpha: how much the LM's log-probability counts against the acoustic one
     word_bonus: float = 1.0  # beta: added per word, against the LM's bias towards fewer, shorter words
-    unk_penalty: float = -10.0  # added per word the LM does not know (and to a partial word no known word starts)
+    # Added per word the LM does not know, and to a partial word no known word starts; once per 6 letters for
+    # longer ones, or run-together letters would pay the price of a single unknown word.
+    unk_penalty: float = -10.0
     beam_threshold: float = 25.0  # prefixes scoring more than this below the best are dropped
     token_min_logp: float = -10.0  # characters less likely than this in a frame are not tried (the best always is)
     lexicon_only: bool = False  # spell only words the LM knows
@@ -171,7 +176,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
     """Advance the beam from frame `t`. Returns (frame reached, status): status 0 when all frames are done,
     _NEED_LM when `requests` holds (state, word) pairs to score first, _NEED_ROOM when the trie needs compaction.
 
-    beam[b] = (node, lm state, words, unknown words, lexicon node); beam_p[b] = (p_blank, p_label, lm log-prob).
+    beam[b] = (node, LM state, words, unknown words, lexicon node, letters of the open word);
+    beam_p[b] = (p_blank, p_label, LM log-prob, unknown-word penalty units).
     node_frame[n] is the frame at which node n's token was emitted on the likeliest way into that prefix
     (node_best[n], its log-prob then), counted since the prefix last entered the beam (node_seen[n]: the last
     frame it was in the beam).
@@ -212,6 +218,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                         cand_p[slot, 0] = NEG_INF
                         cand_p[slot, 1] = NEG_INF
                         cand_p[slot, 2] = beam_p[b, 2]
+                        cand_p[slot, 3] = beam_p[b, 3]
                     cand_p[slot, 0] = _logaddexp(cand_p[slot, 0], total + lp)
                     continue
                 if c == last:
@@ -225,6 +232,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                         cand_p[slot, 0] = NEG_INF
                         cand_p[slot, 1] = NEG_INF
                         cand_p[slot, 2] = beam_p[b, 2]
+                        cand_p[slot, 3] = beam_p[b, 3]
                     cand_p[slot, 1] = _logaddexp(cand_p[slot, 1], p_label + lp)
                     source = p_blank  # ... and only paths ending in a blank start a new, doubled letter
                     if source == NEG_INF:
@@ -232,8 +240,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                 else:
                     source = total
                 # Extend the prefix by c: work out the LM side of the longer prefix.
-                state, n_words, n_unk, lex_node = beam[b, 1], beam[b, 2], beam[b, 3], beam[b, 4]
-                lm = beam_p[b, 2]
+                state, n_words, n_unk, lex_node, length = beam[b, 1], beam[b, 2], beam[b, 3], beam[b, 4], beam[b, 5]
+                lm, unk_units = beam_p[b, 2], beam_p[b, 3]
                 if c == space:
                     word = lex_word[lex_node] if lex_node >= 0 else -1
                     if word < 0:
@@ -241,6 +249,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                             continue
                         word = unk_id
                         n_unk += 1
+                        unk_units += max(1.0, length / UNK_CHARS)
                     key = state * n_words_key + word
                     score = _lookup(cache_score, key, 1.0)
                     if score > 0.0:  # not asked yet: collect the question, finish the frame after Python answers
@@ -250,7 +259,9 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                     state = cache_state[key]
                     n_words += 1
                     lex_node = 0
+                    length = 0
                 else:
+                    length += 1
                     lex_node = _lexicon_step(lex_first, lex_token, lex_child, lex_node, c)
                     if lex_node < 0 and lexicon_only:
                         continue
@@ -280,9 +291,11 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                     cand[slot, 2] = n_words
                     cand[slot, 3] = n_unk
                     cand[slot, 4] = lex_node
+                    cand[slot, 5] = length
                     cand_p[slot, 0] = NEG_INF
                     cand_p[slot, 1] = NEG_INF
                     cand_p[slot, 2] = lm
+                    cand_p[slot, 3] = unk_units
                 cand_p[slot, 1] = _logaddexp(cand_p[slot, 1], source + lp)
         if n_req > 0:
             requests[n_req:, 0] = -1
@@ -290,8 +303,9 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
         # Rank the candidates, drop those far below the best, keep the top beam_size.
         scores = np.empty(n_cand)
         for s in range(n_cand):
+            open_unknown = max(1.0, cand[s, 5] / UNK_CHARS) if cand[s, 4] < 0 else 0.0
             scores[s] = (_logaddexp(cand_p[s, 0], cand_p[s, 1]) + lm_weight * cand_p[s, 2]
-                         + word_bonus * cand[s, 2] + unk_penalty * (cand[s, 3] + (cand[s, 4] < 0)))
+                         + word_bonus * cand[s, 2] + unk_penalty * (cand_p[s, 3] + open_unknown))
         order = np.argsort(-scores)
         floor = scores[order[0]] - beam_threshold
         kept = 0
@@ -316,8 +330,8 @@ def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_sc
     lexicon_only = params[5] > 0
     n_req = 0
     for b in range(beam_count[0]):
-        state, n_words, n_unk, lex_node = beam[b, 1], beam[b, 2], beam[b, 3], beam[b, 4]
-        lm = beam_p[b, 2]
+        state, n_words, n_unk, lex_node, length = beam[b, 1], beam[b, 2], beam[b, 3], beam[b, 4], beam[b, 5]
+        lm, unk_units = beam_p[b, 2], beam_p[b, 3]
         acoustic = _logaddexp(beam_p[b, 0], beam_p[b, 1])
         valid = True
         if lex_node != 0:  # a word is still open
@@ -325,6 +339,7 @@ def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_sc
             if word < 0:
                 word = unk_id
                 n_unk += 1
+                unk_units += max(1.0, length / UNK_CHARS)
                 valid = not lexicon_only
             key = state * n_words_key + word
             score = _lookup(cache_score, key, 1.0)
@@ -340,7 +355,7 @@ def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_sc
             n_req = _ask(requests, n_req, state, eos_id)
             continue
         lm += score
-        total = acoustic + lm_weight * lm + word_bonus * n_words + unk_penalty * n_unk
+        total = acoustic + lm_weight * lm + word_bonus * n_words + unk_penalty * unk_units
         final[b, 0] = total if valid else -np.inf
         final[b, 1] = acoustic
         final[b, 2] = lm
@@ -362,6 +377,7 @@ def _start(node_parent, node_token, node_seen, node_best, node_count, children, 
     beam_p[0, 0] = 0.0
     beam_p[0, 1] = -np.inf
     beam_p[0, 2] = 0.0
+    beam_p[0, 3] = 0.0
     beam_count[0] = 1
 
 
@@ -427,9 +443,9 @@ class _SearchState:
                 node_frame=np.empty(capacity, dtype=np.int64), node_seen=np.empty(capacity, dtype=np.int64),
                 node_best=np.empty(capacity, dtype=np.float64), node_count=np.ones(1, dtype=np.int64),
                 children=Dict.empty(key_type=types.int64, value_type=types.int64),
-                beam=np.zeros((width, 5), dtype=np.int64), beam_p=np.zeros((width, 3), dtype=np.float64),
+                beam=np.zeros((width, 6), dtype=np.int64), beam_p=np.zeros((width, 4), dtype=np.float64),
                 beam_count=np.ones(1, dtype=np.int64),
-                cand=np.zeros((width * ntok, 5), dtype=np.int64), cand_p=np.zeros((width * ntok, 3)),
+                cand=np.zeros((width * ntok, 6), dtype=np.int64), cand_p=np.zeros((width * ntok, 4)),
                 slot_of=Dict.empty(key_type=types.int64, value_type=types.int64),
                 requests=np.full((width * ntok, 2), -1, dtype=np.int64), final=np.zeros((width, 5)))
         return space
