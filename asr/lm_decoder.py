@@ -195,7 +195,6 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
         for c in range(ntok):
             if row[c] > row[best_token]:
                 best_token = c
-        slot_of.clear()
         n_cand = 0
         n_req = 0
         for b in range(beam_count[0]):
@@ -209,7 +208,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                     continue  # (blank is always tried, so every live prefix has a way through the frame)
                 if c == blank or (c == space and (node == 0 or last == space)):
                     # A blank, or a space with no word before it to end, leaves the prefix as it is.
-                    slot = _lookup(slot_of, node, -1)
+                    slot = slot_of[node]
                     if slot < 0:
                         slot = n_cand
                         n_cand += 1
@@ -223,7 +222,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                     continue
                 if c == last:
                     # A repeat without a blank between collapses into the same prefix ...
-                    slot = _lookup(slot_of, node, -1)
+                    slot = slot_of[node]
                     if slot < 0:
                         slot = n_cand
                         n_cand += 1
@@ -267,16 +266,16 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                         continue
                 if n_req > 0:
                     continue  # this frame will be run again; skip the bookkeeping
-                key = node * ntok + c
-                child = _lookup(children, key, -1)
+                child = children[node, c]
                 if child < 0:
                     child = node_count[0]
                     node_count[0] += 1
+                    children[child, :] = -1
                     node_parent[child] = node
                     node_token[child] = c
                     node_seen[child] = -2
-                    children[key] = child
-                slot = _lookup(slot_of, child, -1)
+                    children[node, c] = child
+                slot = slot_of[child]
                 if slot < 0 and node_seen[child] != t - 1:
                     node_best[child] = NEG_INF  # a new prefix, or one back after being pruned: times start afresh
                 if source + lp > node_best[child]:  # the likeliest way into this prefix so far emits c now
@@ -297,6 +296,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                     cand_p[slot, 2] = lm
                     cand_p[slot, 3] = unk_units
                 cand_p[slot, 1] = _logaddexp(cand_p[slot, 1], source + lp)
+        for s in range(n_cand):  # leave slot_of all -1 for the next frame
+            slot_of[cand[s, 0]] = -1
         if n_req > 0:
             requests[n_req:, 0] = -1
             return t, _NEED_LM
@@ -372,7 +373,7 @@ def _start(node_parent, node_token, node_seen, node_best, node_count, children, 
     node_seen[0] = -2
     node_best[0] = -np.inf
     node_count[0] = 1
-    children.clear()
+    children[0, :] = -1
     beam[0, :] = 0
     beam_p[0, 0] = 0.0
     beam_p[0, 1] = -np.inf
@@ -404,9 +405,9 @@ def _compact(node_parent, node_token, node_frame, node_seen, node_best, node_cou
             node_seen[count] = node_seen[node]
             node_best[count] = node_best[node]
             count += 1
-    children.clear()
+    children[:count, :] = -1
     for node in range(1, count):
-        children[node_parent[node] * ntok + node_token[node]] = node
+        children[node_parent[node], node_token[node]] = node
     for b in range(beam_count[0]):
         beam[b, 0] = new_id[beam[b, 0]]
     node_count[0] = count
@@ -442,11 +443,11 @@ class _SearchState:
                 node_parent=np.empty(capacity, dtype=np.int64), node_token=np.empty(capacity, dtype=np.int64),
                 node_frame=np.empty(capacity, dtype=np.int64), node_seen=np.empty(capacity, dtype=np.int64),
                 node_best=np.empty(capacity, dtype=np.float64), node_count=np.ones(1, dtype=np.int64),
-                children=Dict.empty(key_type=types.int64, value_type=types.int64),
+                children=np.full((capacity, ntok), -1, dtype=np.int64),  # (node, token) -> node, dense
                 beam=np.zeros((width, 6), dtype=np.int64), beam_p=np.zeros((width, 4), dtype=np.float64),
                 beam_count=np.ones(1, dtype=np.int64),
                 cand=np.zeros((width * ntok, 6), dtype=np.int64), cand_p=np.zeros((width * ntok, 4)),
-                slot_of=Dict.empty(key_type=types.int64, value_type=types.int64),
+                slot_of=np.full(capacity, -1, dtype=np.int64),  # node -> candidate slot this frame
                 requests=np.full((width * ntok, 2), -1, dtype=np.int64), final=np.zeros((width, 5)))
         return space
 
@@ -555,8 +556,11 @@ class LmBeamSearchDecoder:
                     capacity = space["capacity"] = capacity * 2
                     node_parent, node_token, node_frame, node_seen, node_best = (
                         np.resize(a, capacity) for a in (node_parent, node_token, node_frame, node_seen, node_best))
+                    grown = np.full((capacity, ntok), -1, dtype=np.int64)
+                    grown[:len(children)] = children
+                    children, slot_of = grown, np.full(capacity, -1, dtype=np.int64)
                     space.update(node_parent=node_parent, node_token=node_token, node_frame=node_frame,
-                                 node_seen=node_seen, node_best=node_best)
+                                 node_seen=node_seen, node_best=node_best, children=children, slot_of=slot_of)
                 if len(state.states) > state.max_states:
                     self._forget_states(state, beam, int(beam_count[0]))
             else:

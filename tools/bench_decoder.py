@@ -29,7 +29,7 @@ import numpy as np
 from asr.checkpoint import load_model_file
 from asr.evaluate import model_outputs
 from asr.lm import LanguageModel
-from asr.lm_decoder import DecoderOptions, LmBeamSearchDecoder
+from asr.lm_decoder import UNK_CHARS, DecoderOptions, LmBeamSearchDecoder
 from asr.metrics import word_error_rate
 from asr.transcribe import Recognizer
 
@@ -50,7 +50,7 @@ def ours(decoder: LmBeamSearchDecoder, batch, threads: int):
 
 def fused_score(log_probs, text, vocabulary, lm: LanguageModel, options: DecoderOptions) -> float:
     """The quantity every decoder here maximises, for one transcript: CTC log-likelihood (all alignments) +
-    LM weight * LM log-prob + word bonus * words + unknown-word penalty * unknown words."""
+    LM weight * LM log-prob + word bonus * words + unknown-word penalty * unknown words (once per 6 letters)."""
     import torch
 
     target = torch.tensor(vocabulary.encode(text), dtype=torch.long)
@@ -59,8 +59,9 @@ def fused_score(log_probs, text, vocabulary, lm: LanguageModel, options: Decoder
                                              reduction="sum").item()
     words = text.split()
     known = set(lm.words)
+    unknown = sum(max(1.0, len(w) / UNK_CHARS) for w in words if w not in known)
     return (acoustic + options.lm_weight * lm.model.score(" ".join(words)) * LN10
-            + options.word_bonus * len(words) + options.unk_penalty * sum(w not in known for w in words))
+            + options.word_bonus * len(words) + options.unk_penalty * unknown)
 
 
 def search_errors(batch, ours_texts, their_texts, vocabulary, lm, options) -> tuple[int, int, int]:
