@@ -35,7 +35,7 @@ def bad_inputs(folder):
     soundfile.write(folder / "nan.wav", np.full(1600, np.nan, np.float32), 16000, subtype="FLOAT")
     (folder / "adir").mkdir()
     return {"missing.wav": "no such file", "text.wav": "not a readable audio file", "empty.wav": "no audio samples",
-            "nan.wav": "NaN or infinite", "adir": "is a directory"}
+            "nan.wav": "NaN or infinite", "adir": "no audio files"}  # a directory is searched for audio
 
 
 def test_each_bad_input_gives_one_line_and_exit_2(tmp_path, model_path, capsys):
