@@ -69,6 +69,26 @@ def read_windows(path: str | os.PathLike,
             start += hop
 
 
+def mark_pauses(log_probs: np.ndarray, blank: int, space: int, frame_seconds: float,
+                min_pause_seconds: float = 0.3) -> np.ndarray:
+    """Let the decoder end a word at every pause: in each run of blank frames at least `min_pause_seconds` long,
+    the middle frame gets an even chance of a space. The acoustic model was trained on single sentences, which never
+    begin or end with a space, so it emits none between sentences; without this, the last word of one sentence
+    and the first of the next would be spelt as one."""
+    if space < 0 or len(log_probs) == 0:
+        return log_probs
+    min_frames = max(1, int(round(min_pause_seconds / frame_seconds)))
+    is_blank = log_probs.argmax(axis=1) == blank
+    marked = log_probs.copy()
+    edges = np.diff(np.concatenate([[0], is_blank.astype(np.int8), [0]]))
+    for start, end in zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]):
+        if end - start >= min_frames:
+            middle = (start + end) // 2
+            marked[middle, :] = -30.0
+            marked[middle, blank] = marked[middle, space] = np.log(0.5)
+    return marked
+
+
 def kept_frames(start_seconds: float, frames: int, frame_seconds: float, config: WindowConfig,
                 first: bool, last: bool) -> tuple[int, int]:
     """The frames [begin, end) of a window's output to keep: from the middle of the overlap with the window before

@@ -22,7 +22,7 @@ from asr.decode import Hypothesis, beam_search, greedy_decode
 from asr.errors import AsrError
 from asr.features import log_mel
 from asr.lm import LanguageModel
-from asr.long_audio import WindowConfig, kept_frames, read_windows
+from asr.long_audio import WindowConfig, kept_frames, mark_pauses, read_windows
 
 DEFAULT_LM_BEAM = 32  # beam width when an LM is used and neither the caller nor the model file names one
 
@@ -169,7 +169,9 @@ class Recognizer:
                                      last=last)
             parts.append(log_probs[begin:end])
             duration = start + len(samples) / self.feature_config.sample_rate
-        return self.decode(torch.cat(parts), duration, str(path), beam_size)
+        joined = mark_pauses(torch.cat(parts).numpy(), self.vocabulary.blank, self.vocabulary.space,
+                             self.frame_seconds)
+        return self.decode(torch.from_numpy(joined), duration, str(path), beam_size)
 
     def _flush(self, pending, beam_size):
         readable = [(path, samples) for path, samples in pending if not isinstance(samples, AsrError)]

@@ -131,3 +131,20 @@ def test_no_bundled_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
     write_tone(tmp_path / "a.wav")
     code, _, err = run(["transcribe", tmp_path / "a.wav"], capsys)
     assert code == 2 and re.search(r"no bundled default model; pass --model", err)
+
+
+def test_long_pauses_may_end_a_word():
+    from asr.long_audio import mark_pauses
+
+    vocabulary = Vocabulary()
+    frames = np.full((30, len(vocabulary)), -20.0, dtype=np.float32)
+    frames[:, vocabulary.blank] = 0.0
+    frames[2, vocabulary.encode("A")[0]] = 0.0  # a letter, then 12 blank frames (0.48 s), a letter, then 3 blanks
+    frames[15, vocabulary.encode("B")[0]] = 0.0
+    frames[15, vocabulary.blank] = -20.0
+    frames[2, vocabulary.blank] = -20.0
+    marked = mark_pauses(frames, vocabulary.blank, vocabulary.space, frame_seconds=0.04)
+    spaced = np.nonzero(marked[:, vocabulary.space] > -1)[0].tolist()
+    assert spaced == [9, 23]  # the middle of each blank run of at least 0.3 s: frames 3-14 and 16-29
+    assert np.allclose(np.exp(marked[9]).sum(), 1.0, atol=1e-6)
+    assert np.array_equal(marked[:3], frames[:3])

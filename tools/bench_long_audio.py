@@ -1,7 +1,8 @@
 """Benchmark: peak memory and WER of transcribing one long file, 10 minutes against 60 minutes.
 
-Builds each file by joining utterances of a manifest (generated speech) end to end with short pauses, in order,
-with its reference transcript; then runs `asr transcribe` on it in a fresh process and reads that process's peak
+Builds each file by joining utterances of a manifest (generated speech) end to end with short pauses, with its
+reference transcript; the utterances are shuffled once (`--seed`), and every file takes them from the start of that
+order, so the files mix the same voices and conditions and the longer file contains the shorter; then runs `asr transcribe` on it in a fresh process and reads that process's peak
 resident memory. Goal: the 60-minute peak at most 1.5 times the 10-minute one, and no worse WER.
 
     python tools/bench_long_audio.py --manifest recipes/librispeech/data/manifests/test.jsonl --minutes 10 60
@@ -10,7 +11,6 @@ resident memory. Goal: the 60-minute peak at most 1.5 times the 10-minute one, a
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +25,9 @@ from asr.data import read_manifest
 from asr.metrics import word_error_rate
 
 PAUSE_SECONDS = 0.4
+PEAK_REPORTING_CLI = ("import resource, sys\nfrom asr.cli import main\ncode = main(sys.argv[1:])\n"
+                      "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+                      "sys.exit(code)")
 
 
 def build_long_file(utterances, minutes: float, path: Path) -> str:
@@ -50,23 +53,26 @@ def main() -> int:
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--minutes", type=float, nargs="+", default=[10, 60])
     parser.add_argument("--model", help="default: the bundled model")
+    parser.add_argument("--seed", type=int, default=0, help="order of the utterances (default: 0)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `asr transcribe` flags")
     args = parser.parse_args()
 
     utterances = read_manifest(args.manifest)
+    order = np.random.default_rng(args.seed).permutation(len(utterances))
+    utterances = [utterances[i] for i in order]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for minutes in args.minutes:
             path = Path(tmp) / f"joined-{minutes:g}min.wav"
             reference = build_long_file(utterances, minutes, path)
-            command = [sys.executable, "-m", "asr", "transcribe", str(path), "--no-progress"]
+            # The child reports its own peak resident memory (getrusage of a child process is a running maximum).
+            command = [sys.executable, "-c", PEAK_REPORTING_CLI, "transcribe", str(path), "--no-progress"]
             command += (["--model", args.model] if args.model else []) + args.extra
-            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             started = time.perf_counter()
             result = subprocess.run(command, capture_output=True, text=True)
             seconds = time.perf_counter() - started
-            # ru_maxrss of children is the largest of any child so far: run the shortest file first.
-            peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+            peaks = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("PEAK_KB ")]
+            peak_mb = int(peaks[-1]) / 1024 if peaks else float("nan")
             if result.returncode != 0:
                 print(result.stderr, file=sys.stderr)
                 return 1
