@@ -6,10 +6,8 @@ Bad input ends with one line on stderr naming the file and the problem, and exit
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from asr.errors import AsrError

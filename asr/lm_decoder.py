@@ -156,6 +156,22 @@ def _store(cache_score, cache_state, keys, scores, next_states):
         cache_state[keys[i]] = next_states[i]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _same_prefix_slot(slot_of, cand, cand_p, beam, beam_p, b, node, n_cand):
+    """The candidate slot of beam b's own prefix this frame, made (empty, with b's LM side) if new -> (slot, count)."""
+    slot = slot_of[node]
+    if slot < 0:
+        slot = n_cand
+        n_cand += 1
+        slot_of[node] = slot
+        cand[slot, :] = beam[b, :]
+        cand_p[slot, 0] = -np.inf
+        cand_p[slot, 1] = -np.inf
+        cand_p[slot, 2] = beam_p[b, 2]
+        cand_p[slot, 3] = beam_p[b, 3]
+    return slot, n_cand
+
+
 @numba.njit(cache=True, nogil=True)
 def _lexicon_step(first, token, child, node, tok):
     if node < 0:
@@ -208,30 +224,12 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                     continue  # (blank is always tried, so every live prefix has a way through the frame)
                 if c == blank or (c == space and (node == 0 or last == space)):
                     # A blank, or a space with no word before it to end, leaves the prefix as it is.
-                    slot = slot_of[node]
-                    if slot < 0:
-                        slot = n_cand
-                        n_cand += 1
-                        slot_of[node] = slot
-                        cand[slot, :] = beam[b, :]
-                        cand_p[slot, 0] = NEG_INF
-                        cand_p[slot, 1] = NEG_INF
-                        cand_p[slot, 2] = beam_p[b, 2]
-                        cand_p[slot, 3] = beam_p[b, 3]
+                    slot, n_cand = _same_prefix_slot(slot_of, cand, cand_p, beam, beam_p, b, node, n_cand)
                     cand_p[slot, 0] = _logaddexp(cand_p[slot, 0], total + lp)
                     continue
                 if c == last:
                     # A repeat without a blank between collapses into the same prefix ...
-                    slot = slot_of[node]
-                    if slot < 0:
-                        slot = n_cand
-                        n_cand += 1
-                        slot_of[node] = slot
-                        cand[slot, :] = beam[b, :]
-                        cand_p[slot, 0] = NEG_INF
-                        cand_p[slot, 1] = NEG_INF
-                        cand_p[slot, 2] = beam_p[b, 2]
-                        cand_p[slot, 3] = beam_p[b, 3]
+                    slot, n_cand = _same_prefix_slot(slot_of, cand, cand_p, beam, beam_p, b, node, n_cand)
                     cand_p[slot, 1] = _logaddexp(cand_p[slot, 1], p_label + lp)
                     source = p_blank  # ... and only paths ending in a blank start a new, doubled letter
                     if source == NEG_INF:
