@@ -69,24 +69,31 @@ def read_windows(path: str | os.PathLike,
             start += hop
 
 
-def mark_pauses(log_probs: np.ndarray, blank: int, space: int, frame_seconds: float,
-                min_pause_seconds: float = 0.3) -> np.ndarray:
-    """Let the decoder end a word at every pause: in each run of blank frames at least `min_pause_seconds` long,
-    the middle frame gets an even chance of a space. The acoustic model was trained on single sentences, which never
-    begin or end with a space, so it emits none between sentences; without this, the last word of one sentence
-    and the first of the next would be spelt as one."""
-    if space < 0 or len(log_probs) == 0:
-        return log_probs
-    min_frames = max(1, int(round(min_pause_seconds / frame_seconds)))
-    is_blank = log_probs.argmax(axis=1) == blank
-    marked = log_probs.copy()
-    edges = np.diff(np.concatenate([[0], is_blank.astype(np.int8), [0]]))
-    for start, end in zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]):
-        if end - start >= min_frames:
-            middle = (start + end) // 2
-            marked[middle, :] = -30.0
-            marked[middle, blank] = marked[middle, space] = np.log(0.5)
-    return marked
+def pause_segments(log_probs: np.ndarray, blank: int, frame_seconds: float, min_pause_seconds: float = 0.3,
+                   min_segment_seconds: float = 2.0) -> list[tuple[int, int]]:
+    """Split a long stretch of frames at pauses into [begin, end) segments to decode one by one.
+
+    A cut goes in the middle of every run of blank frames at least `min_pause_seconds` long, unless the segment it
+    ends would be shorter than `min_segment_seconds`. Decoding each segment from a fresh sentence start is how the
+    acoustic model and the LM were trained (one sentence at a time, which never ends in a space, so the model
+    emits none between sentences); decoding it all as one would spell the last word of a sentence and the first of
+    the next as one word, and let one sentence's LM context bleed into the next.
+    """
+    frames = len(log_probs)
+    if frames == 0:
+        return []
+    min_pause = max(1, int(round(min_pause_seconds / frame_seconds)))
+    min_segment = int(round(min_segment_seconds / frame_seconds))
+    is_blank = (log_probs.argmax(axis=1) == blank).astype(np.int8)
+    edges = np.diff(np.concatenate([[0], is_blank, [0]]))
+    cuts = [(a + b) // 2 for a, b in zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]) if b - a >= min_pause]
+    segments, begin = [], 0
+    for cut in cuts:
+        if cut - begin >= min_segment and frames - cut >= min_segment:
+            segments.append((begin, int(cut)))
+            begin = int(cut)
+    segments.append((begin, frames))
+    return segments
 
 
 def kept_frames(start_seconds: float, frames: int, frame_seconds: float, config: WindowConfig,

@@ -22,7 +22,7 @@ from asr.decode import Hypothesis, beam_search, greedy_decode
 from asr.errors import AsrError
 from asr.features import log_mel
 from asr.lm import LanguageModel
-from asr.long_audio import WindowConfig, kept_frames, mark_pauses, read_windows
+from asr.long_audio import WindowConfig, kept_frames, pause_segments, read_windows
 
 DEFAULT_LM_BEAM = 32  # beam width when an LM is used and neither the caller nor the model file names one
 
@@ -160,8 +160,9 @@ class Recognizer:
             return False
 
     def transcribe_long(self, path: str | os.PathLike, beam_size: int | None = None) -> Transcript:
-        """Transcribe a file of any length in overlapping windows (see `asr.long_audio`), one decoding pass over the
-        joined log-probs, so word times are from the start of the file."""
+        """Transcribe a file of any length: the acoustic model runs on overlapping windows (see `asr.long_audio`),
+        their log-probs are joined, split at pauses, and the pieces are decoded in parallel; word times are from the
+        start of the file."""
         parts, duration = [], 0.0
         for start, samples, last in read_windows(path, self.window):
             log_probs = self.log_probs([samples])[0]
@@ -169,9 +170,20 @@ class Recognizer:
                                      last=last)
             parts.append(log_probs[begin:end])
             duration = start + len(samples) / self.feature_config.sample_rate
-        joined = mark_pauses(torch.cat(parts).numpy(), self.vocabulary.blank, self.vocabulary.space,
-                             self.frame_seconds)
-        return self.decode(torch.from_numpy(joined), duration, str(path), beam_size)
+        joined = torch.cat(parts)
+        segments = pause_segments(joined.numpy(), self.vocabulary.blank, self.frame_seconds)
+        pieces = self.hypotheses([joined[begin:end] for begin, end in segments], beam_size)
+        tokens, times, score = [], [], 0.0
+        for (begin, _), piece in zip(segments, pieces):
+            if not piece.tokens:
+                continue
+            if tokens:
+                tokens.append(self.vocabulary.space)
+                times.append(begin)
+            tokens.extend(piece.tokens)
+            times.extend(begin + t for t in piece.timesteps)
+            score += piece.score
+        return self._transcript(Hypothesis(tuple(tokens), tuple(times), score), joined, duration, str(path))
 
     def _flush(self, pending, beam_size):
         readable = [(path, samples) for path, samples in pending if not isinstance(samples, AsrError)]

@@ -133,18 +133,18 @@ def test_no_bundled_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
     assert code == 2 and re.search(r"no bundled default model; pass --model", err)
 
 
-def test_long_pauses_may_end_a_word():
-    from asr.long_audio import mark_pauses
+def test_long_stretches_split_at_pauses():
+    from asr.long_audio import pause_segments
 
-    vocabulary = Vocabulary()
-    frames = np.full((30, len(vocabulary)), -20.0, dtype=np.float32)
-    frames[:, vocabulary.blank] = 0.0
-    frames[2, vocabulary.encode("A")[0]] = 0.0  # a letter, then 12 blank frames (0.48 s), a letter, then 3 blanks
-    frames[15, vocabulary.encode("B")[0]] = 0.0
-    frames[15, vocabulary.blank] = -20.0
-    frames[2, vocabulary.blank] = -20.0
-    marked = mark_pauses(frames, vocabulary.blank, vocabulary.space, frame_seconds=0.04)
-    spaced = np.nonzero(marked[:, vocabulary.space] > -1)[0].tolist()
-    assert spaced == [9, 23]  # the middle of each blank run of at least 0.3 s: frames 3-14 and 16-29
-    assert np.allclose(np.exp(marked[9]).sum(), 1.0, atol=1e-6)
-    assert np.array_equal(marked[:3], frames[:3])
+    blank = Vocabulary().blank
+    frames = np.full((400, len(Vocabulary())), -20.0, dtype=np.float32)
+    frames[:, blank] = 0.0
+    speech = [(0, 100), (112, 200), (205, 330), (345, 400)]  # blank runs: 100-111 (0.48 s), 200-204, 330-344
+    for begin, end in speech:
+        frames[begin:end, 5] = 0.0
+        frames[begin:end, blank] = -20.0
+    # 0.04 s frames: pauses of at least 0.3 s (8 frames) are cut in their middle; runs of 5 frames are not.
+    assert pause_segments(frames, blank, 0.04) == [(0, 106), (106, 337), (337, 400)]
+    # No cut leaves a segment shorter than the minimum (3 s = 75 frames): the last 63 frames stay attached.
+    assert pause_segments(frames, blank, 0.04, min_segment_seconds=3.0) == [(0, 106), (106, 400)]
+    assert pause_segments(frames, blank, 0.04, min_segment_seconds=5.0) == [(0, 400)]
