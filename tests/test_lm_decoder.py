@@ -115,6 +115,8 @@ def test_batch_on_threads_equals_one_by_one(lm):
     decoder = LmBeamSearchDecoder(VOCAB, lm, DecoderOptions(beam_size=8))
     one_by_one = [decoder.decode(lp)[0] for lp in batch]
     assert decoder.decode_batch(batch, workers=3) == [[h] for h in one_by_one]
+    wide = decoder.with_options(beam_size=32)  # threads are used from beam 32 up
+    assert wide.decode_batch(batch, workers=3) == [wide.decode(lp) for lp in batch]
 
 
 def test_language_model_file_errors(tmp_path):
