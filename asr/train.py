@@ -15,6 +15,7 @@ import itertools
 import json
 import logging
 import math
+import multiprocessing
 import os
 import signal
 import threading
@@ -109,6 +110,17 @@ def ignore_stop_signals(worker_id: int) -> None:
     them down; Ctrl-C reaches the whole process group, and a worker dying of it would abort training mid-step."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def stop_loader_workers(timeout: float = 5.0) -> None:
+    """End any data-loader worker still running when training stops. Workers ignore SIGTERM (above), so the
+    terminate() of the usual shutdown cannot end one stuck mid-shard, and the process would hang at exit waiting
+    for it; after `timeout` seconds it is killed."""
+    for child in multiprocessing.active_children():
+        child.join(timeout)
+        if child.is_alive():
+            child.kill()
+            child.join()
 
 
 class TrainingStopped(Exception):
@@ -267,6 +279,7 @@ def train(config: ExperimentConfig, train_data: str | os.PathLike, exp_dir: str 
             board.close()
         if world_size > 1:
             dist.destroy_process_group()
+        stop_loader_workers()
 
     model_path = exp_dir / "model.pt"
     if rank == 0:

@@ -120,3 +120,29 @@ def test_ctrl_c_saves_a_checkpoint_and_the_rerun_finishes(noise_manifest, tmp_pa
     assert rerun.returncode == 2 and "different configuration" in rerun.stderr  # resuming needs the same config
     finish = subprocess.run(command + ["--stop-after-steps", "3"], capture_output=True, text=True, timeout=120)
     assert finish.returncode == 0 and f"stopped at step {stopped + 3}" in finish.stderr, finish.stderr
+
+
+def _ignore_term_and_sleep(ready):
+    import signal
+    import time
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ready.set()
+    time.sleep(60)
+
+
+def test_stopped_training_does_not_wait_forever_for_a_worker():
+    import multiprocessing
+
+    from asr.train import stop_loader_workers
+
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    worker = context.Process(target=_ignore_term_and_sleep, args=(ready,), daemon=True)
+    worker.start()
+    assert ready.wait(10)
+    worker.terminate()  # what the usual shutdown does; the worker ignores it, as data-loader workers do
+    worker.join(0.5)
+    assert worker.is_alive()
+    stop_loader_workers(timeout=0.5)
+    assert not worker.is_alive()
