@@ -5,8 +5,9 @@ speaker). Utterances are sorted by duration before they are cut into shards, so 
 and batches formed from a stream pad little. `shards.json` beside the shards lists them with their counts.
 
 Streaming splits the shard list across ranks (nodes x GPUs) and then across data-loader workers, shuffles through a
-buffer, and cuts batches bounded by padded frames. Everything random is seeded by (seed, epoch, rank, worker), so
-an epoch's stream is reproducible and a resumed run can skip exactly the batches it had already trained on.
+buffer, sorts pools of the shuffled stream by length and cuts them into batches bounded by padded frames, given in
+random order. Everything random is seeded by (seed, epoch, rank, worker), so an epoch's stream is reproducible and
+a resumed run can skip exactly the batches it had already trained on.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class StreamConfig:
     rank: int = 0
     world_size: int = 1
     shuffle_buffer: int = 500  # utterances
+    length_pool: int = 250  # utterances sorted together before batching, so shuffled batches pad little
     subsampling: int = 1  # the model's, to drop utterances too short for their transcripts
     speed_perturbation: bool = False
 
@@ -135,9 +137,11 @@ class ShardStream(torch.utils.data.IterableDataset):
                                  empty_check=False)
         speed_rng = rng if self.config.speed_perturbation else None
         examples = (self._example(sample, speed_rng) for sample in samples)
-        if not self.config.sorted_epoch:
-            examples = _shuffled(examples, self.config.shuffle_buffer, rng)
-        yield from _frame_bounded_batches(examples, self.config.max_batch_frames)
+        if self.config.sorted_epoch:
+            yield from _frame_bounded_batches(examples, self.config.max_batch_frames)
+            return
+        examples = _shuffled(examples, self.config.shuffle_buffer, rng)
+        yield from _length_pooled_batches(examples, self.config.max_batch_frames, self.config.length_pool, rng)
 
     def _example(self, sample: dict, speed_rng: np.random.Generator | None = None) -> Example | None:
         try:
@@ -169,6 +173,29 @@ def _shuffled(items, buffer_size: int, rng: np.random.Generator):
         yield item
     rng.shuffle(buffer)
     yield from buffer
+
+
+def _length_pooled_batches(examples, max_frames: int, pool_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+    """Batches cut from pools of `pool_size` shuffled examples sorted by length, in random order within a pool.
+
+    Cutting the shuffled stream directly put long and short utterances side by side: batches were half padding and
+    an epoch took 1.8 times the steps of a sorted one.
+    """
+    def flush(pool):
+        pool.sort(key=lambda example: example.features.shape[0])
+        batches = list(_frame_bounded_batches(pool, max_frames))
+        for i in rng.permutation(len(batches)):
+            yield batches[i]
+
+    pool = []
+    for example in examples:
+        if example is None:
+            continue
+        pool.append(example)
+        if len(pool) == pool_size:
+            yield from flush(pool)
+            pool = []
+    yield from flush(pool)
 
 
 def _frame_bounded_batches(examples, max_frames: int) -> Iterator[Batch]:

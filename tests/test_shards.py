@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -7,7 +9,8 @@ from asr.config import apply_overrides, preset
 from asr.checkpoint import load_model_file
 from asr.data import read_manifest
 from asr.features import FeatureConfig
-from asr.shards import ShardStream, StreamConfig, read_index, write_shards
+from asr.data import Example
+from asr.shards import ShardStream, StreamConfig, _length_pooled_batches, read_index, write_shards
 from asr.text import Vocabulary
 from asr.train import TrainingStopped, train
 
@@ -53,6 +56,18 @@ def test_sorted_epoch_runs_shortest_first(noise_manifest, shard_dir):
     durations = {u.text: u.duration for u in read_manifest(noise_manifest)}
     order = [durations[t] for batch in stream_texts(shard_dir, sorted_epoch=True) for t in batch]
     assert order == sorted(order)
+
+
+def test_shuffled_batches_are_cut_from_length_sorted_pools():
+    lengths = np.random.default_rng(0).integers(50, 1000, size=400)
+    examples = [Example(torch.zeros(int(n), 2), torch.ones(1, dtype=torch.long), i) for i, n in enumerate(lengths)]
+    batches = list(_length_pooled_batches(iter(examples), 4000, 100, np.random.default_rng(1)))
+    assert sorted(i for b in batches for i in b.indices) == list(range(400))
+    padded = sum(b.features.shape[0] * b.features.shape[1] for b in batches)
+    assert padded <= 4000 * len(batches)
+    assert lengths.sum() / padded > 0.85  # unsorted, these lengths fill about half of each batch
+    first_pool_widths = [b.features.shape[1] for b in batches if max(b.indices) < 100]
+    assert len(first_pool_widths) > 3 and first_pool_widths != sorted(first_pool_widths)  # given in random order
 
 
 def test_training_from_shards_resumes_exactly(shard_dir, tmp_path):
