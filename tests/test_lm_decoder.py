@@ -69,6 +69,17 @@ def test_a_strong_lm_flips_an_acoustic_near_tie(lm):
     assert text_of(with_lm.decode(log_probs)[0]) == "THE CAT SAT"
 
 
+def test_prefixes_the_lm_cannot_tell_apart_are_recombined(lm):
+    # "THE CAT SAT ON" and "SHE CAT SAT ON" end in the same trigram state with the same open word, so with the
+    # LM on only the better stays in the beam; without it (the plain search) both are kept.
+    log_probs = spell("THE CAT SAT ON", confusions={0: {"T": 0.5, "S": 0.48}})
+    for lm_weight, both_kept in ((0.0, True), (0.5, False)):
+        options = DecoderOptions(beam_size=16, lm_weight=lm_weight, word_bonus=0.0, unk_penalty=0.0)
+        texts = [text_of(h) for h in LmBeamSearchDecoder(VOCAB, lm, options).decode(log_probs, nbest=16)]
+        assert texts[0] == "THE CAT SAT ON"
+        assert ("SHE CAT SAT ON" in texts) == both_kept
+
+
 def test_scores_add_up_and_nbest_is_ranked(lm):
     log_probs = spell("THE CAT SAT", confusions={4: {"K": 0.52, "C": 0.46}})
     options = DecoderOptions(beam_size=16, lm_weight=0.7, word_bonus=0.5, unk_penalty=-4.0)
