@@ -225,6 +225,20 @@ def _lm_tune(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from asr.export import export_model, fp16_round_trip_error
+
+    report = export_model(args.model, args.output_dir, name=args.name, half=not args.fp32)
+    for path in report.files:
+        print(f"{path}: {path.stat().st_size / 1e6:.1f} MB")
+    print(f"total {report.megabytes:.1f} MB" + ("" if report.has_lm else " (no LM: the model has none recorded; "
+                                                "`asr lm tune` records one)"))
+    if not args.fp32:
+        error = fp16_round_trip_error(args.model, report.files[0])
+        print(f"fp16 weights: log-probs differ from the original's by at most {error:.4f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr", description="Speech recognition with a deep bidirectional LSTM trained with CTC.",
@@ -377,6 +391,18 @@ def build_parser() -> argparse.ArgumentParser:
     lm_tune.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
     lm_tune.add_argument("--no-progress", action="store_true", help="no progress bars")
     lm_tune.set_defaults(run=_lm_tune)
+
+    export = commands.add_parser(
+        "export", help="pack a tuned model with its LM into one folder, weights in fp16",
+        description="Write OUTPUT_DIR/NAME.pt with fp16 weights (half the size; widened back on loading) and copy "
+                    "the LM that `asr lm tune` stored with the model beside it as NAME-lm.bin (+ .words), so the "
+                    "folder works wherever it is moved. `--output-dir asr/models --name default` makes the "
+                    "bundled default model.")
+    export.add_argument("--model", required=True, help="model file, usually tuned by `asr lm tune`")
+    export.add_argument("--output-dir", required=True, help="folder to write into")
+    export.add_argument("--name", default="model", help="file name stem (default: model)")
+    export.add_argument("--fp32", action="store_true", help="keep the weights in fp32")
+    export.set_defaults(run=_export)
     return parser
 
 

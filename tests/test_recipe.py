@@ -56,6 +56,9 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
     for name in ["dev", "test", "dev-clean-text", "real-dev", "greedy", "beam 2", "beam 4 + LM"]:
         assert f"| {name} |" in results or f"| {name}" in results, name
     assert (exp / "decode" / "dev-greedy.errors.txt").read_text().startswith("WER ")
+    packaged = load_model_file(exp / "package" / "default.pt")  # stage 9: fp16 weights, the LM copied beside
+    assert packaged.decoding["lm"] == "default-lm.bin" and (exp / "package" / "default-lm.bin.words").exists()
+    assert (exp / "package" / "default.pt").stat().st_size < 0.6 * (exp / "model_lm.pt").stat().st_size
 
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0 and again.stdout.count("done before, skipped") == 9  # idempotent
+    assert again.returncode == 0 and again.stdout.count("done before, skipped") == 10  # idempotent

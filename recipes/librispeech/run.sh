@@ -10,6 +10,7 @@
 #   6 lm        a word 4-gram LM (modified Kneser-Ney) from book text, or a given ARPA, as a KenLM binary
 #   7 tune      LM weight and word bonus searched on the dev set, stored with the model (model_lm.pt)
 #   8 decode    greedy, beam search, and beam search with the LM on every evaluation set; RESULTS.md
+#   9 package   the tuned model in fp16 with its LM, in one folder (how asr/models/default.pt is made)
 #
 # A finished stage leaves a marker in $exp_dir/.done (data stages in $data_dir/.done) and is skipped when run
 # again; training resumes from its last checkpoint. Only the installed `asr` package is imported.
@@ -18,7 +19,7 @@ script=$(realpath "$0")
 cd "$(dirname "$script")"
 
 stage=0
-stop_stage=8
+stop_stage=9
 corpus=synthetic                    # synthetic | librispeech
 data_dir=data
 exp_dir=exp/small
@@ -44,6 +45,9 @@ lm_text=../../../shared/data/text/books_norm.txt.gz  # public-domain books; eval
 lm_arpa=""                          # an existing ARPA (e.g. LibriSpeech's 4-gram.arpa.gz) instead of lm_text
 lm_order=4
 lm_prune="0 0 1 1"
+lm_vocabulary_size=""               # default: every word of the LM text
+lm_dir=""                           # default: $data_dir/lm
+package_dir=""                      # default: $exp_dir/package
 lm_weights="0.1 0.2 0.3 0.5 0.8"
 word_bonuses="-1 0 1 2 3"
 lm_beam_size=32
@@ -51,7 +55,7 @@ lm_beam_size=32
 usage() { sed -n '2,13p' "$script" | sed 's/^# \{0,1\}//'; cat <<'USAGE'
 
 options (defaults in brackets):
-  --stage N / --stop-stage M      first and last stage to run [0 / 6]
+  --stage N / --stop-stage M      first and last stage to run [0 / 9]
   --corpus synthetic|librispeech  where the speech comes from [synthetic]
   --data-dir DIR / --exp-dir DIR  corpus and manifests / experiment [data / exp/small]
   --preset NAME                   tiny, small, base, medium or large [small]
@@ -62,7 +66,9 @@ options (defaults in brackets):
   --nproc-per-node N / --nnodes N / --node-rank R / --master-addr A / --master-port P   torchrun [1/1/0]
   --average-last N / --beam-size N / --device cpu|cuda|auto / --real-dev DIR
   --lm-text FILE / --lm-arpa FILE LM training text [../shared/data/text/books_norm.txt.gz] / existing ARPA
-  --lm-order N / --lm-prune "COUNTS"  [4 / "0 0 1 1"]
+  --lm-order N / --lm-prune "COUNTS" / --lm-vocabulary-size N  [4 / "0 0 1 1" / all words]
+  --lm-dir DIR                    where stage 6 writes the LM and stage 7 takes it from [data/lm]
+  --package-dir DIR               where stage 9 writes the packaged model [exp_dir/package]
   --lm-weights "W.." / --word-bonuses "B.." / --lm-beam-size N   tuning grid and beam [see run.sh / 32]
 USAGE
 }
@@ -96,6 +102,9 @@ while [ $# -gt 0 ]; do
     --lm-arpa) lm_arpa=$2; shift 2 ;;
     --lm-order) lm_order=$2; shift 2 ;;
     --lm-prune) lm_prune=$2; shift 2 ;;
+    --lm-vocabulary-size) lm_vocabulary_size=$2; shift 2 ;;
+    --lm-dir) lm_dir=$2; shift 2 ;;
+    --package-dir) package_dir=$2; shift 2 ;;
     --lm-weights) lm_weights=$2; shift 2 ;;
     --word-bonuses) word_bonuses=$2; shift 2 ;;
     --lm-beam-size) lm_beam_size=$2; shift 2 ;;
@@ -178,17 +187,19 @@ if run_stage 5 average "$exp_dir"; then
   done_stage 5 "$exp_dir"
 fi
 
-lm=$data_dir/lm/lm.bin
-if run_stage 6 lm "$data_dir"; then
-  mkdir -p "$data_dir/lm"
+lm_dir=${lm_dir:-$data_dir/lm}
+lm=$lm_dir/lm.bin
+mkdir -p "$lm_dir/.done"
+if run_stage 6 lm "$lm_dir"; then
   if [ -n "$lm_arpa" ]; then
     asr lm build --arpa "$lm_arpa" --binary "$lm"
   else
     # Evaluation transcripts are dropped from the LM text, so the LM has not seen the test sentences.
-    asr lm build --text "$lm_text" --order "$lm_order" --prune $lm_prune --discount-fallback --output "$data_dir/lm/lm.arpa" \
+    asr lm build --text "$lm_text" --order "$lm_order" --prune $lm_prune --discount-fallback --output "$lm_dir/lm.arpa" \
+      ${lm_vocabulary_size:+--vocabulary-size $lm_vocabulary_size} \
       --binary "$lm" --exclude $(for s in $eval_splits; do echo "$manifests/$s.jsonl"; done)
   fi
-  done_stage 6 "$data_dir"
+  done_stage 6 "$lm_dir"
 fi
 
 if run_stage 7 tune "$exp_dir"; then
@@ -206,4 +217,10 @@ if run_stage 8 decode "$exp_dir"; then
     --output-dir "$exp_dir/decode" --results "$exp_dir/RESULTS.md" \
     --command "recipes/librispeech/run.sh --corpus $corpus --preset $preset ${overrides[*]:-}"
   done_stage 8 "$exp_dir"
+fi
+
+if run_stage 9 package "$exp_dir"; then
+  # --package-dir ../../asr/models makes the model `asr transcribe` uses when given no --model.
+  asr export --model "$exp_dir/model_lm.pt" --output-dir "${package_dir:-$exp_dir/package}" --name default
+  done_stage 9 "$exp_dir"
 fi

@@ -1,0 +1,57 @@
+"""`asr export`: a tuned model packed with fp16 weights and its LM in a folder that works wherever it is moved."""
+
+import shutil
+
+import pytest
+import torch
+
+from asr.checkpoint import load_model_file, save_model
+from asr.cli import main
+from asr.export import export_model, fp16_round_trip_error
+from asr.features import FeatureConfig
+from asr.model import BiLstmCtc, ModelConfig
+from asr.ngram import build_arpa
+from asr.text import Vocabulary
+from asr.transcribe import load_model
+
+
+@pytest.fixture
+def tuned_model(tmp_path):
+    torch.manual_seed(0)
+    model = BiLstmCtc(ModelConfig(n_mels=80, hidden_size=32, num_layers=2, vocab_size=len(Vocabulary())))
+    model.feature_mean.fill_(-5.0)
+    lm = tmp_path / "exp" / "lm.arpa"
+    lm.parent.mkdir()
+    build_arpa(["THE CAT SAT", "A DOG RAN"] * 5, lm, order=2, discount_fallback=(0.5, 1.0, 1.5))
+    path = tmp_path / "exp" / "model_lm.pt"
+    save_model(path, model, FeatureConfig(), Vocabulary(),
+               decoding={"lm": "lm.arpa", "lm_weight": 0.7, "word_bonus": 1.5, "lm_beam_size": 16})
+    return path
+
+
+def test_export_halves_the_weights_and_carries_the_lm(tuned_model, tmp_path):
+    report = export_model(tuned_model, tmp_path / "package", name="default")
+    assert [f.name for f in report.files] == ["default.pt", "default-lm.arpa"] and report.has_lm
+    shutil.rmtree(tuned_model.parent)  # the package stands alone
+    exported = load_model_file(tmp_path / "package" / "default.pt")
+    assert exported.decoding == {"lm": "default-lm.arpa", "lm_weight": 0.7, "word_bonus": 1.5, "lm_beam_size": 16}
+    assert exported.metadata["weights"] == "fp16"
+    assert exported.model.feature_mean[0].item() == -5.0  # statistics are buffers, kept exact
+    recognizer = load_model(tmp_path / "package" / "default.pt")
+    assert recognizer.lm_decoder is not None and recognizer.lm_decoder.options.lm_weight == 0.7
+
+
+def test_fp16_weights_barely_move_the_outputs(tuned_model, tmp_path):
+    half = export_model(tuned_model, tmp_path / "half").files[0]
+    full = export_model(tuned_model, tmp_path / "full", half=False).files[0]
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    assert 0 < fp16_round_trip_error(tuned_model, half) < 0.02
+    assert fp16_round_trip_error(tuned_model, full) == 0
+
+
+def test_export_refuses_a_model_whose_lm_is_gone(tuned_model, tmp_path, capsys):
+    (tuned_model.parent / "lm.arpa").unlink()
+    assert main(["export", "--model", str(tuned_model), "--output-dir", str(tmp_path / "package")]) == 2
+    error = capsys.readouterr().err
+    assert "lm.arpa is missing" in error and error.count("\n") == 1
+    assert not (tmp_path / "package" / "model.pt").exists()
