@@ -6,6 +6,7 @@ turns the CTC alignment into words with start and end times and confidences.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from asr.errors import AsrError
 from asr.features import log_mel
 from asr.lm import LanguageModel
 from asr.long_audio import WindowConfig, kept_frames, pause_segments, read_windows
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LM_BEAM = 32  # beam width when an LM is used and neither the caller nor the model file names one
 
@@ -291,7 +294,11 @@ def stored_lm_path(model_path: str | os.PathLike, model_file: ModelFile) -> Path
     if not recorded:
         return None
     path = Path(model_path).parent / recorded
-    return path if path.is_file() else None
+    if not path.is_file():
+        log.warning("%s: its language model %s is missing; decoding without it (put the file back, or pass --lm)",
+                    model_path, path)
+        return None
+    return path
 
 
 def load_model(path: str | os.PathLike, device: str | None = "cpu", beam_size: int | None = None,

@@ -55,3 +55,11 @@ def test_export_refuses_a_model_whose_lm_is_gone(tuned_model, tmp_path, capsys):
     error = capsys.readouterr().err
     assert "lm.arpa is missing" in error and error.count("\n") == 1
     assert not (tmp_path / "package" / "model.pt").exists()
+
+
+def test_a_model_whose_lm_went_missing_decodes_without_it_and_says_so(tuned_model, tmp_path, caplog):
+    (tuned_model.parent / "lm.arpa").unlink()
+    with caplog.at_level("WARNING"):
+        recognizer = load_model(tuned_model)
+    assert recognizer.lm_decoder is None
+    assert "lm.arpa is missing; decoding without it" in caplog.text
