@@ -113,8 +113,9 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from asr.evaluate import evaluate_manifest
+    from asr.models import default_model_path
 
-    report = evaluate_manifest(args.model, args.manifest, device=args.device, beam_size=args.beam_size,
+    report = evaluate_manifest(args.model or default_model_path(), args.manifest, device=args.device, beam_size=args.beam_size,
                                errors_path=args.errors_file, batch_size=args.batch_size, lm=_lm_choice(args),
                                lm_weight=args.lm_weight, word_bonus=args.word_bonus)
     print(f"WER {report.wer}")
@@ -292,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate", help="word and character error rates of a model on a manifest",
         description="Transcribe every utterance of a manifest and score it against the reference text.")
-    evaluate.add_argument("--model", required=True, help="model file")
+    evaluate.add_argument("--model", help="model file (default: the bundled default model, with its LM)")
     evaluate.add_argument("--manifest", required=True, help="JSONL manifest with reference transcripts")
     evaluate.add_argument("--beam-size", type=int, default=None, help="1 = greedy (default: the model's)")
     evaluate.add_argument("--errors-file", help="write each utterance's aligned reference and hypothesis here")

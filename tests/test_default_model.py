@@ -1,0 +1,22 @@
+"""The bundled default model: `asr transcribe FILE` with no other flag gives the example's transcript."""
+
+from pathlib import Path
+
+from asr.cli import main
+from asr.models import MODELS_DIR, default_model_path
+from asr.transcribe import load_model
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_transcribe_with_no_flags_uses_the_bundled_model_and_its_lm(capsys):
+    assert main(["transcribe", str(EXAMPLES / "speech.flac"), "--no-progress"]) == 0
+    assert capsys.readouterr().out.strip() == (EXAMPLES / "speech.txt").read_text().strip()
+
+
+def test_bundled_model_and_lm_fit_in_50_mb():
+    recognizer = load_model(default_model_path())
+    assert recognizer.lm_decoder is not None  # the tuned LM is found beside the model
+    bundled = sum(f.stat().st_size for f in MODELS_DIR.iterdir() if f.name.startswith("default"))
+    assert bundled <= 50e6
+    assert (MODELS_DIR / "README.md").is_file()  # the model card
