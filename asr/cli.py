@@ -115,9 +115,9 @@ def _evaluate(args) -> int:
     from asr.evaluate import evaluate_manifest
     from asr.models import default_model_path
 
-    report = evaluate_manifest(args.model or default_model_path(), args.manifest, device=args.device, beam_size=args.beam_size,
-                               errors_path=args.errors_file, batch_size=args.batch_size, lm=_lm_choice(args),
-                               lm_weight=args.lm_weight, word_bonus=args.word_bonus)
+    report = evaluate_manifest(args.model or default_model_path(), args.manifest, device=args.device,
+                               beam_size=args.beam_size, errors_path=args.errors_file, batch_size=args.batch_size,
+                               lm=_lm_choice(args), lm_weight=args.lm_weight, word_bonus=args.word_bonus)
     print(f"WER {report.wer}")
     print(f"CER {report.cer}")
     if report.unreadable:
@@ -247,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  asr transcribe speech.wav\n  asr transcribe talks/ --format srt --output-dir subtitles\n"
                "  asr transcribe speech.wav --model exp/model.pt\n"
                "  asr train --train-manifest train.jsonl --exp-dir exp/tiny --preset tiny\n"
-               "  asr evaluate --model exp/model.pt --manifest dev.jsonl")
+               "  asr evaluate --model exp/model.pt --manifest dev.jsonl\n"
+               "  asr export --model exp/model_lm.pt --output-dir package")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     transcribe = commands.add_parser(
