@@ -7,7 +7,8 @@ order, so the files mix the same voices and conditions and the longer file conta
 most 1.5 times the 10-minute one, and no worse WER.
 
 Longer files hold other sentences too, some harder than others, so their WER differs for that reason alone.
-`--same-content` takes every file from the first file's utterances, repeated: then only the length differs.
+`--same-content` takes every file from the first file's utterances, repeated: then only the length differs, and
+the WER of each repetition inside the longer file is printed too.
 
     python tools/bench_long_audio.py --manifest recipes/librispeech/data/manifests/test.jsonl --minutes 10 60
 """
@@ -15,6 +16,7 @@ Longer files hold other sentences too, some harder than others, so their WER dif
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -52,6 +54,19 @@ def build_long_file(utterances, minutes: float, path: Path) -> str:
     return " ".join(words)
 
 
+def print_repetitions(words: list[dict], utterances, cycle_seconds: float, duration: float) -> None:
+    """WER of each whole repetition of the utterances within one file, its words picked by start time."""
+    reference = " ".join(u.text for u in utterances)
+    whole = max(1, int(duration / cycle_seconds + 1e-6))
+    repetitions: list[list[str]] = [[] for _ in range(whole)]
+    for word in words:
+        repetition = int(word["start"] // cycle_seconds)
+        if repetition < whole:
+            repetitions[repetition].append(word["text"])
+    rates = [f"{100 * word_error_rate([reference], [' '.join(r)]).rate:.2f}" for r in repetitions]
+    print(f"         WER of each repetition: {', '.join(rates)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--manifest", required=True)
@@ -73,6 +88,8 @@ def main() -> int:
             if total >= shortest:
                 break
         utterances = utterances[:count]
+        pause = int(PAUSE_SECONDS * SAMPLE_RATE)  # as build_long_file writes it
+        cycle_seconds = sum(len(load_audio(u.audio)) + pause for u in utterances) / SAMPLE_RATE
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for minutes in args.minutes:
@@ -80,7 +97,7 @@ def main() -> int:
             reference = build_long_file(utterances, minutes, path)
             # The child reports its own peak resident memory (getrusage of a child process is a running maximum).
             command = [sys.executable, "-c", PEAK_REPORTING_CLI, "transcribe", str(path), "--no-progress"]
-            command += (["--model", args.model] if args.model else []) + args.extra
+            command += (["--model", args.model] if args.model else []) + args.extra + ["--format", "json"]
             started = time.perf_counter()
             result = subprocess.run(command, capture_output=True, text=True)
             seconds = time.perf_counter() - started
@@ -90,10 +107,13 @@ def main() -> int:
                 print(result.stderr, file=sys.stderr)
                 return 1
             duration = soundfile.info(str(path)).duration
-            wer = word_error_rate([reference], [result.stdout.strip()]).rate
+            transcript = json.loads(result.stdout)
+            wer = word_error_rate([reference], [transcript["text"]]).rate
             rows.append((minutes, duration, peak_mb, seconds, 100 * wer))
             print(f"{duration / 60:5.1f} min: peak memory {peak_mb:7.0f} MB, {seconds:6.0f} s "
                   f"(real-time factor {seconds / duration:.3f}), WER {100 * wer:.2f}%", flush=True)
+            if args.same_content:
+                print_repetitions(transcript["words"], utterances, cycle_seconds, duration)
     print("\n| audio | peak memory | wall time | WER % |\n| ---: | ---: | ---: | ---: |")
     for minutes, duration, peak, seconds, wer in rows:
         print(f"| {duration / 60:.1f} min | {peak:.0f} MB | {seconds:.0f} s | {wer:.2f} |")
