@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from asr.checkpoint import MODEL_FORMAT, atomic_save, load_payload, model_from_payload
+from asr.checkpoint import MODEL_FORMAT, atomic_save, load_model_file, load_payload, model_from_payload
 from asr.errors import AsrError
 
 
@@ -69,8 +69,6 @@ def export_model(model_path: str | os.PathLike, output_dir: str | os.PathLike, n
 def fp16_round_trip_error(model_path: str | os.PathLike, exported_path: str | os.PathLike,
                           frames: int = 300) -> float:
     """The largest difference in log-probability between two model files on the same random features."""
-    from asr.checkpoint import load_model_file
-
     original, exported = load_model_file(model_path), load_model_file(exported_path)
     model = original.model  # features at the training set's own mean and spread
     noise = torch.randn(1, frames, original.feature_config.n_mels, generator=torch.Generator().manual_seed(0))

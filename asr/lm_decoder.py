@@ -317,7 +317,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
         floor = scores[order[0]] - beam_threshold
         kept = 0
         mask = merge_table.shape[0] - 1
-        merge_table[:] = -1
+        if recombine:
+            merge_table[:] = -1
         for s in order:
             if kept == beam_size or scores[s] < floor:
                 break
