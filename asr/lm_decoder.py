@@ -60,6 +60,10 @@ class DecoderOptions:
     beam_threshold: float = 25.0  # prefixes scoring more than this below the best are dropped
     token_min_logp: float = -10.0  # characters less likely than this in a frame are not tried (the best always is)
     lexicon_only: bool = False  # spell only words the LM knows
+    # Rank a prefix in the middle of a known word as if the word's LM score were already the best unigram score of
+    # the words it can still become ("smearing", as flashlight's lexicon search does): otherwise a prefix that
+    # has just paid for a word looks worse than one that has yet to pay, and narrow beams fill with the latter.
+    lm_lookahead: bool = True
 
     def __post_init__(self):
         if self.beam_size < 1:
@@ -81,9 +85,32 @@ class Lexicon:
     child: np.ndarray
     word: np.ndarray
     words: tuple[str, ...]  # word id -> text, as the LM spells it
+    # per node: the best unigram log-prob (natural log) of the words below it; 0 at the root and without scores
+    lookahead: np.ndarray
 
 
-def build_lexicon(words: Sequence[str], vocabulary: Vocabulary) -> Lexicon:
+def _best_below(first: np.ndarray, child: np.ndarray, word: np.ndarray, word_scores: np.ndarray) -> np.ndarray:
+    """For each trie node, the best score of a word ending at or below it."""
+    best = np.full(len(word), -np.inf)
+    ends = word >= 0
+    best[ends] = word_scores[word[ends]]
+    parent_of = np.zeros(len(word), dtype=np.int64)
+    parent_of[child] = np.repeat(np.arange(len(word)), np.diff(first))
+    _raise_parents(best, parent_of)
+    best[0] = 0.0
+    return best
+
+
+@numba.njit(cache=True)
+def _raise_parents(best, parent_of):
+    for node in range(len(best) - 1, 0, -1):  # a child's id is higher than its parent's: deepest first
+        if best[node] > best[parent_of[node]]:
+            best[parent_of[node]] = best[node]
+
+
+def build_lexicon(words: Sequence[str], vocabulary: Vocabulary, unigram_score=None) -> Lexicon:
+    """The trie of `words` the acoustic model can spell; `unigram_score(word)` (natural log), when given, sets the
+    lookahead of each node."""
     letters = {char: i for i, char in enumerate(vocabulary.tokens) if i not in (vocabulary.blank, vocabulary.space)}
     children: list[dict[int, int]] = [{}]
     word_at = [-1]
@@ -115,7 +142,12 @@ def build_lexicon(words: Sequence[str], vocabulary: Vocabulary) -> Lexicon:
         for offset, (tok, nxt) in enumerate(sorted(kids.items())):
             token[first[node] + offset] = tok
             child[first[node] + offset] = nxt
-    return Lexicon(first, token, child, np.asarray(word_at, dtype=np.int32), tuple(spellable))
+    word = np.asarray(word_at, dtype=np.int32)
+    if unigram_score is None:
+        lookahead = np.zeros(len(word))
+    else:
+        lookahead = _best_below(first, child, word, np.array([unigram_score(w) for w in spellable]))
+    return Lexicon(first, token, child, word, tuple(spellable), lookahead)
 
 
 # ----------------------------------------------------------------------------------------------- compiled core
@@ -190,7 +222,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             node_parent, node_token, node_frame, node_seen, node_best, node_count, children,
             beam, beam_p, beam_count,
             cand, cand_p, slot_of, merge_table,
-            lex_first, lex_token, lex_child, lex_word,
+            lex_first, lex_token, lex_child, lex_word, lex_lookahead,
             cache_score, cache_state, n_words_key, requests):
     """Advance the beam from frame `t`. Returns (frame reached, status): status 0 when all frames are done,
     _NEED_LM when `requests` holds (state, word) pairs to score first, _NEED_ROOM when the trie needs compaction.
@@ -310,8 +342,10 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
         # trailed pyctcdecode by 1.4 WER points at beam 100 (BENCHMARKS.md).
         scores = np.empty(n_cand)
         for s in range(n_cand):
-            open_unknown = max(1.0, cand[s, 5] / UNK_CHARS) if cand[s, 4] < 0 else 0.0
-            scores[s] = (_logaddexp(cand_p[s, 0], cand_p[s, 1]) + lm_weight * cand_p[s, 2]
+            lex_node = cand[s, 4]
+            open_unknown = max(1.0, cand[s, 5] / UNK_CHARS) if lex_node < 0 else 0.0
+            open_known = lex_lookahead[lex_node] if lex_node > 0 else 0.0
+            scores[s] = (_logaddexp(cand_p[s, 0], cand_p[s, 1]) + lm_weight * (cand_p[s, 2] + open_known)
                          + word_bonus * cand[s, 2] + unk_penalty * (cand_p[s, 3] + open_unknown))
         order = np.argsort(-scores)
         floor = scores[order[0]] - beam_threshold
@@ -489,12 +523,22 @@ class LmBeamSearchDecoder:
         self.vocabulary = vocabulary
         self.lm = lm
         self.options = options
-        self.lexicon = build_lexicon(lm.words, vocabulary)
+        self.lexicon = build_lexicon(lm.words, vocabulary, self._unigram_scorer(lm))
+        self._no_lookahead = np.zeros_like(self.lexicon.lookahead)
         words = self.lexicon.words
         self.unk_id, self.eos_id = len(words), len(words) + 1
         self.query_words = list(words) + ["<unk>", "</s>"]
         self.n_words_key = len(self.query_words)
         self._idle_states: queue.SimpleQueue = queue.SimpleQueue()  # working memories not in use by a thread
+
+    @staticmethod
+    def _unigram_scorer(lm: LanguageModel):
+        """word -> its log-prob with no context (natural log)."""
+        import kenlm
+
+        empty, out = kenlm.State(), kenlm.State()
+        lm.model.NullContextWrite(empty)
+        return lambda word: lm.model.BaseScore(empty, word, out) * LN10
 
     def with_options(self, **changes) -> "LmBeamSearchDecoder":
         """The same LM and lexicon with other weights or beam (cheap: nothing is reloaded, caches are shared)."""
@@ -570,12 +614,13 @@ class LmBeamSearchDecoder:
         _start(node_parent, node_token, node_seen, node_best, node_count, children, beam, beam_p, beam_count)
         requests[:] = -1
         lex = self.lexicon
+        lookahead = lex.lookahead if options.lm_lookahead else self._no_lookahead
         t = 0
         while True:
             t, status = _search(log_probs, t, params, self.vocabulary.blank, self.vocabulary.space, ntok,
                                 self.unk_id, node_parent, node_token, node_frame, node_seen, node_best, node_count, children,
                                 beam, beam_p, beam_count, cand, cand_p, slot_of, space["merge_table"],
-                                lex.first, lex.token, lex.child, lex.word,
+                                lex.first, lex.token, lex.child, lex.word, lookahead,
                                 state.cache_score, state.cache_state, self.n_words_key, requests)
             if status == _NEED_LM:
                 self._answer(state, requests)

@@ -80,6 +80,37 @@ def test_prefixes_the_lm_cannot_tell_apart_are_recombined(lm):
         assert ("SHE CAT SAT ON" in texts) == both_kept
 
 
+def test_lookahead_is_the_best_unigram_a_partial_word_can_become(lm):
+    decoder = LmBeamSearchDecoder(VOCAB, lm)
+    lexicon = decoder.lexicon
+
+    def node_of(letters):
+        node = 0
+        for token in VOCAB.encode(letters):
+            children = range(lexicon.first[node], lexicon.first[node + 1])
+            node = next(lexicon.child[i] for i in children if lexicon.token[i] == token)
+        return node
+
+    def unigram(word):  # natural-log probability with no context, straight from kenlm
+        return lm.model.score(word, bos=False, eos=False) * math.log(10)
+
+    assert lexicon.lookahead[0] == 0.0
+    assert lexicon.lookahead[node_of("CA")] == pytest.approx(unigram("CAT"))
+    assert lexicon.lookahead[node_of("S")] == pytest.approx(max(unigram("SAT"), unigram("SHE")))
+    assert lexicon.lookahead[node_of("THE")] == pytest.approx(unigram("THE"))
+
+
+def test_lookahead_keeps_the_likelier_word_in_a_narrow_beam(lm):
+    # The acoustics slightly prefer D over C after "THE ", and a beam of one keeps a single prefix. Without
+    # lookahead "THE D" and "THE C" differ only acoustically, so "THE D" stays, and no word goes on "D...AT".
+    # With it, "THE C" is ranked as the start of CAT (seen 3 times as often as DOG) and wins.
+    log_probs = spell("THE CAT SAT", confusions={4: {"D": 0.52, "C": 0.46}})
+    for lookahead in (False, True):
+        options = DecoderOptions(beam_size=1, lm_weight=1.0, word_bonus=0.0, lm_lookahead=lookahead)
+        found = text_of(LmBeamSearchDecoder(VOCAB, lm, options).decode(log_probs)[0])
+        assert (found == "THE CAT SAT") == lookahead, found
+
+
 def test_scores_add_up_and_nbest_is_ranked(lm):
     log_probs = spell("THE CAT SAT", confusions={4: {"K": 0.52, "C": 0.46}})
     options = DecoderOptions(beam_size=16, lm_weight=0.7, word_bonus=0.5, unk_penalty=-4.0)
