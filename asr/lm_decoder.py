@@ -6,6 +6,8 @@ The search is the CTC prefix beam search of `asr.decode.beam_search` (Hannun et 
 
 where a word is scored when the space after it (or the end of the utterance) is emitted, and a partial word that
 no known word starts with takes the unknown-word penalty at once, so hopeless spellings fall out of the beam early.
+While ranking, a partial word that known words start with counts as the best unigram log-prob among those words
+(lookahead): this keeps narrow beams from filling with prefixes that have simply not paid for their word yet.
 An unknown word pays the penalty once per 6 letters (at least once), as pyctcdecode does: with a flat penalty,
 the search learns to run several misrecognised words together into one long "unknown word". With the LM on, of
 two prefixes in the same LM state with the same open word only the better is kept (recombination, as flashlight
