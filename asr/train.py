@@ -552,13 +552,26 @@ def _restore(path: Path, trainer: Trainer) -> Progress:
 
 
 def _write_or_check_config(path: Path, config: ExperimentConfig) -> None:
+    """Write the run's config, or check that a resumed run has the same one. Only `train.epochs` may change on
+    resume: raising it trains a finished run further (the learning rate's cosine decay is stretched over the new
+    length, so it rises again and decays to its floor at the new end)."""
+    wanted = json.loads(config.to_json())
     if path.exists():
         saved = json.loads(path.read_text())
-        if saved != json.loads(config.to_json()):
+        if _without_epochs(saved) != _without_epochs(wanted):
             raise ConfigError(f"{path.parent} was started with a different configuration (see {path}); use a new "
                               "--exp-dir, or the same preset and --set values to resume")
-        return
-    path.write_text(config.to_json() + "\n")
+        if saved == wanted:
+            return
+        log.info("%s: planned epochs changed from %s to %s", path.parent, saved["train"]["epochs"],
+                 wanted["train"]["epochs"])
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(config.to_json() + "\n")
+    temporary.replace(path)
+
+
+def _without_epochs(config: dict) -> dict:
+    return {**config, "train": {k: v for k, v in config["train"].items() if k != "epochs"}}
 
 
 def _append_log(exp_dir: Path, entry: dict) -> None:

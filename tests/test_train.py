@@ -36,7 +36,18 @@ def test_resume_refuses_a_changed_config(noise_manifest, tmp_path):
     with pytest.raises(TrainingStopped):
         train(config, noise_manifest, tmp_path / "exp", show_progress=False, stop_after_steps=1)
     with pytest.raises(ConfigError, match="different configuration"):
-        train(apply_overrides(config, ["train.epochs=4"]), noise_manifest, tmp_path / "exp", show_progress=False)
+        train(apply_overrides(config, ["train.learning_rate=0.01"]), noise_manifest, tmp_path / "exp",
+              show_progress=False)
+
+
+def test_a_finished_run_trains_further_when_given_more_epochs(noise_manifest, tmp_path):
+    config = apply_overrides(preset("tiny"), OVERRIDES)
+    first = load_model_file(train(config, noise_manifest, tmp_path / "exp", show_progress=False))
+    longer = apply_overrides(config, ["train.epochs=5"])
+    further = load_model_file(train(longer, noise_manifest, tmp_path / "exp", show_progress=False))
+    assert further.metadata["epochs"] == 5
+    assert further.metadata["steps"] > first.metadata["steps"]
+    assert json.loads((tmp_path / "exp" / "config.json").read_text())["train"]["epochs"] == 5
 
 
 def test_training_writes_logs_curves_and_checkpoints(noise_manifest, tmp_path):
@@ -116,7 +127,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_rerun_finishes(noise_manifest, tmp_pa
     assert "state saved to" in stderr and "Traceback" not in stderr, stderr
     stopped = torch.load(exp / "checkpoints" / "last.pt", weights_only=True)["progress"]["step"]
     assert stopped > 0
-    rerun = subprocess.run(command[:-2] + ["--set", "train.epochs=3"], capture_output=True, text=True)
+    rerun = subprocess.run(command + ["--set", "train.learning_rate=0.01"], capture_output=True, text=True)
     assert rerun.returncode == 2 and "different configuration" in rerun.stderr  # resuming needs the same config
     finish = subprocess.run(command + ["--stop-after-steps", "3"], capture_output=True, text=True, timeout=120)
     assert finish.returncode == 0 and f"stopped at step {stopped + 3}" in finish.stderr, finish.stderr
