@@ -1,8 +1,12 @@
-"""Files of any length: the audio is read one overlapping window at a time, and the acoustic model's log-probs of
-the windows are joined at the middle of each overlap before a single decoding pass.
+"""Files of any length: the acoustic model runs on one window of audio at a time; each window's outputs are cut at
+a pause near its end, the next window's are kept from there on, and the kept log-probs are joined before a single
+decoding pass.
 
-Joining frames rather than words means no seam can drop or double a word: every stretch of audio is decoded once,
-from the window in which it sits furthest from an edge (where the bidirectional LSTM sees context on both sides).
+Cutting at pauses means no seam falls inside a word, so none can drop or double one: every stretch of audio is
+decoded once, with a few seconds of context on both sides (the windows overlap by that much). The pause is found
+by the model itself (the longest run of frames whose likeliest output is blank, in the last stretch of the window), so it
+works in noise too. Where the speech runs on without a pause, the cut goes where blank is likeliest. Window starts
+stay on the model's frame grid (40 ms at subsampling 4) from the start of the file.
 Memory holds one window of audio at a time plus the log-probs (29 floats per 40 ms of audio, 10 MB an hour).
 """
 
@@ -10,10 +14,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable
 
 import numpy as np
 import soundfile
+import torch
 
 from asr.audio import SAMPLE_RATE, resample
 from asr.errors import AudioError
@@ -22,51 +27,95 @@ from asr.errors import AudioError
 @dataclass(frozen=True)
 class WindowConfig:
     window_seconds: float = 20.0
-    overlap_seconds: float = 4.0  # each side keeps half of it
+    search_seconds: float = 8.0  # the cut is looked for in this last stretch of each window ...
+    context_seconds: float = 2.0  # ... not closer to its end than this; and the next window starts this much earlier
 
     def __post_init__(self):
-        if not 0 <= 2 * self.overlap_seconds < self.window_seconds:
-            raise ValueError("overlap must be less than half the window")
+        if not (0 < self.context_seconds < self.search_seconds
+                and self.search_seconds + self.context_seconds < self.window_seconds):
+            raise ValueError("need 0 < context_seconds < search_seconds < window_seconds - context_seconds")
+
+
+class LongAudioFile:
+    """An audio file read a stretch at a time, as 16 kHz mono float32."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.label = str(path)
+        try:
+            self.sound = soundfile.SoundFile(str(path))
+        except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+            raise AudioError(self.label, f"not a readable audio file ({str(error).strip()[:120]})",
+                             "convert it to WAV, FLAC, OGG or MP3") from None
+        self.rate, self.frames = self.sound.samplerate, self.sound.frames
+        if self.frames <= 0:
+            self.sound.close()
+            raise AudioError(self.label, "contains no audio samples (zero length)", "check the recording")
 
     @property
-    def hop_seconds(self) -> float:
-        return self.window_seconds - self.overlap_seconds
+    def seconds(self) -> float:
+        return self.frames / self.rate
+
+    def read(self, start_seconds: float, seconds: float) -> np.ndarray:
+        start = int(round(start_seconds * self.rate))
+        try:
+            self.sound.seek(start)
+            block = self.sound.read(min(int(round(seconds * self.rate)), self.frames - start), dtype="float32",
+                                    always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+            raise AudioError(self.label, f"unreadable at {start_seconds:.1f} s ({str(error).strip()[:120]})",
+                             "the file is damaged; re-export it") from None
+        samples = block.mean(axis=1)
+        if not np.isfinite(samples).all():
+            raise AudioError(self.label, "contains NaN or infinite samples; the file is corrupt", "re-export it")
+        if self.rate != SAMPLE_RATE:
+            samples = resample(samples, self.rate, SAMPLE_RATE)
+        return np.ascontiguousarray(samples, dtype=np.float32)
+
+    def close(self) -> None:
+        self.sound.close()
+
+    def __enter__(self) -> "LongAudioFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def read_windows(path: str | os.PathLike,
-                 config: WindowConfig = WindowConfig()) -> Iterator[tuple[float, np.ndarray, bool]]:
-    """Yield (start second, 16 kHz mono float32 samples, whether it is the last) for each window of the file,
-    reading only that window."""
-    label = str(path)
-    try:
-        sound = soundfile.SoundFile(str(path))
-    except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
-        raise AudioError(label, f"not a readable audio file ({str(error).strip()[:120]})",
-                         "convert it to WAV, FLAC, OGG or MP3") from None
-    with sound:
-        rate, total = sound.samplerate, sound.frames
-        if total <= 0:
-            raise AudioError(label, "contains no audio samples (zero length)", "check the recording")
-        window = int(round(config.window_seconds * rate))
-        hop = int(round(config.hop_seconds * rate))
-        start = 0
-        while True:
-            try:
-                sound.seek(start)
-                block = sound.read(min(window, total - start), dtype="float32", always_2d=True)
-            except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
-                raise AudioError(label, f"unreadable at {start / rate:.1f} s ({str(error).strip()[:120]})",
-                                 "the file is damaged; re-export it") from None
-            samples = block.mean(axis=1)
-            if not np.isfinite(samples).all():
-                raise AudioError(label, "contains NaN or infinite samples; the file is corrupt", "re-export it")
-            if rate != SAMPLE_RATE:
-                samples = resample(samples, rate, SAMPLE_RATE)
-            last = start + window >= total or len(block) == 0
-            yield start / rate, np.ascontiguousarray(samples, dtype=np.float32), last
-            if last:
-                return
-            start += hop
+def cut_frame(log_probs: np.ndarray, blank: int, frame_seconds: float, config: WindowConfig) -> int:
+    """Where to end a window's kept frames: the middle of the longest run of blank frames in its search stretch
+    (the first, if several are longest), or the frame where blank is likeliest if there is no such run."""
+    last = len(log_probs) - int(round(config.context_seconds / frame_seconds))
+    first = max(1, len(log_probs) - int(round(config.search_seconds / frame_seconds)))
+    if last <= first:
+        return len(log_probs)
+    stretch = log_probs[first:last]
+    is_blank = (stretch.argmax(axis=1) == blank).astype(np.int8)
+    edges = np.diff(np.concatenate([[0], is_blank, [0]]))
+    starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    if len(starts):
+        longest = int(np.argmax(ends - starts))
+        return first + int((starts[longest] + ends[longest]) // 2)
+    return first + int(np.argmax(stretch[:, blank]))
+
+
+def windowed_log_probs(audio: LongAudioFile, log_probs_of: Callable[[np.ndarray], torch.Tensor], blank: int,
+                       frame_seconds: float, config: WindowConfig = WindowConfig()) -> torch.Tensor:
+    """The (frames, vocab) log-probs of a whole file, computed `config.window_seconds` at a time by `log_probs_of`
+    (16 kHz samples -> log-probs). Each window is cut at a pause; the next starts `config.context_seconds` before
+    the cut and its frames are kept from the cut on, so the frames on both sides of a seam had context."""
+    context = int(round(config.context_seconds / frame_seconds))
+    parts, start_frame, keep_from = [], 0, 0  # counted in frames, so window starts stay on the frame grid
+    while True:
+        samples = audio.read(start_frame * frame_seconds, config.window_seconds)
+        log_probs = log_probs_of(samples)
+        if (start_frame * frame_seconds + config.window_seconds >= audio.seconds or len(samples) == 0
+                or len(log_probs) <= keep_from):
+            parts.append(log_probs[keep_from:])
+            return torch.cat(parts)
+        cut = max(keep_from + 1, cut_frame(log_probs.numpy(), blank, frame_seconds, config))
+        parts.append(log_probs[keep_from:cut])
+        start_frame += cut - context
+        keep_from = context
 
 
 def pause_segments(log_probs: np.ndarray, blank: int, frame_seconds: float, min_pause_seconds: float = 0.3,
@@ -94,13 +143,3 @@ def pause_segments(log_probs: np.ndarray, blank: int, frame_seconds: float, min_
             begin = int(cut)
     segments.append((begin, frames))
     return segments
-
-
-def kept_frames(start_seconds: float, frames: int, frame_seconds: float, config: WindowConfig,
-                first: bool, last: bool) -> tuple[int, int]:
-    """The frames [begin, end) of a window's output to keep: from the middle of the overlap with the window before
-    to the middle of the overlap with the one after (the file's ends for the first and last window)."""
-    half = config.overlap_seconds / 2
-    begin = 0 if first else int(round(half / frame_seconds))
-    end = frames if last else min(frames, int(round((config.window_seconds - half) / frame_seconds)))
-    return begin, max(begin, end)

@@ -23,7 +23,7 @@ from asr.decode import Hypothesis, beam_search, greedy_decode
 from asr.errors import AsrError
 from asr.features import log_mel
 from asr.lm import LanguageModel
-from asr.long_audio import WindowConfig, kept_frames, pause_segments, read_windows
+from asr.long_audio import LongAudioFile, WindowConfig, pause_segments, windowed_log_probs
 
 log = logging.getLogger(__name__)
 
@@ -158,22 +158,18 @@ class Recognizer:
         """Whether a file is long enough to be read in windows (unreadable files take the short path, which
         reports them)."""
         try:
-            return audio_duration(path) > self.window.window_seconds + self.window.overlap_seconds
+            return audio_duration(path) > self.window.window_seconds
         except AsrError:
             return False
 
     def transcribe_long(self, path: str | os.PathLike, beam_size: int | None = None) -> Transcript:
-        """Transcribe a file of any length: the acoustic model runs on overlapping windows (see `asr.long_audio`),
-        their log-probs are joined, split at pauses, and the pieces are decoded in parallel; word times are from the
-        start of the file."""
-        parts, duration = [], 0.0
-        for start, samples, last in read_windows(path, self.window):
-            log_probs = self.log_probs([samples])[0]
-            begin, end = kept_frames(start, len(log_probs), self.frame_seconds, self.window, first=not parts,
-                                     last=last)
-            parts.append(log_probs[begin:end])
-            duration = start + len(samples) / self.feature_config.sample_rate
-        joined = torch.cat(parts)
+        """Transcribe a file of any length: the acoustic model runs on windows cut at pauses (see
+        `asr.long_audio`), their log-probs are joined, split at pauses, and the pieces are decoded in parallel; word
+        times are from the start of the file."""
+        with LongAudioFile(path) as audio:
+            joined = windowed_log_probs(audio, lambda samples: self.log_probs([samples])[0], self.vocabulary.blank,
+                                        self.frame_seconds, self.window)
+            duration = audio.seconds
         segments = pause_segments(joined.numpy(), self.vocabulary.blank, self.frame_seconds)
         pieces = self.hypotheses([joined[begin:end] for begin, end in segments], beam_size)
         tokens, times, score = [], [], 0.0

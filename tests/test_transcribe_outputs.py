@@ -12,7 +12,7 @@ import asr
 from asr.checkpoint import save_model
 from asr.cli import main
 from asr.features import FeatureConfig
-from asr.long_audio import WindowConfig, kept_frames, read_windows
+from asr.long_audio import LongAudioFile, WindowConfig, cut_frame, windowed_log_probs
 from asr.model import BiLstmCtc, ModelConfig
 from asr.subtitles import cues, to_srt, to_webvtt
 from asr.text import Vocabulary
@@ -49,33 +49,62 @@ def test_subtitles_split_cues_at_pauses_and_format_times():
     assert all(len(cue) <= 12 and cue[-1].end - cue[0].start <= 6.0 for cue in cues(long_words))
 
 
-def test_kept_frames_cover_every_frame_exactly_once():
-    config = WindowConfig(window_seconds=20.0, overlap_seconds=4.0)
-    frame = 0.04
-    total_seconds = 71.3
-    covered = []
-    start, first = 0.0, True
-    while True:
-        length = min(config.window_seconds, total_seconds - start)
-        last = start + config.window_seconds >= total_seconds
-        begin, end = kept_frames(start, int(round(length / frame)), frame, config, first, last)
-        offset = int(round(start / frame))
-        covered.extend(range(offset + begin, offset + end))
-        if last:
-            break
-        start += config.hop_seconds
-        first = False
-    assert covered == list(range(int(round(total_seconds / frame))))
+BLANK = Vocabulary().blank
+FRAME = 0.04  # seconds per output frame at subsampling 4: 640 samples
 
 
-def test_read_windows_streams_any_rate_and_channels(tmp_path):
+def frames_with_pauses(count, pauses):
+    """(count, vocab) log-probs: a letter everywhere but in the [begin, end) runs of `pauses`, which are blank."""
+    frames = np.full((count, len(Vocabulary())), -20.0, dtype=np.float32)
+    frames[:, 5] = 0.0
+    for begin, end in pauses:
+        frames[begin:end, 5] = -20.0
+        frames[begin:end, BLANK] = 0.0
+    return frames
+
+
+def test_a_window_is_cut_in_the_longest_pause_of_its_last_stretch():
+    config = WindowConfig(window_seconds=20.0, search_seconds=8.0, context_seconds=2.0)  # search frames 300-449
+    frames = frames_with_pauses(500, [(200, 260), (320, 326), (400, 420), (430, 433), (460, 499)])
+    assert cut_frame(frames, BLANK, FRAME, config) == 410  # not the longer pauses before 300 or after 450
+    no_pause = frames_with_pauses(500, [])
+    no_pause[350, BLANK] = -1.0  # blank likeliest here, though never the likeliest output
+    assert cut_frame(no_pause, BLANK, FRAME, config) == 350
+
+
+def test_seams_fall_in_pauses_and_every_frame_is_kept_once(tmp_path):
+    # Each sample holds the index of its 40 ms frame, and a 20-frame pause comes every 150 frames; the stand-in
+    # model reports both, so the joined frames show which stretch of the file each came from.
+    total_frames = 2000  # 80 s
+    samples = np.repeat(np.arange(total_frames, dtype=np.float32) / 1e4, 640)
+    soundfile.write(tmp_path / "long.wav", samples, 16000, subtype="FLOAT")
+    pauses = [(p, p + 20) for p in range(100, total_frames, 150)]
+    starts = []
+
+    def model(window):
+        first = int(round(window[0] * 1e4))
+        starts.append(first)
+        frames = frames_with_pauses(total_frames, pauses)[first:first + len(window) // 640].copy()
+        frames[:, 1] = -100.0 - window[::640][:len(frames)] * 1e4  # the frame's own index, never the likeliest
+        return torch.from_numpy(frames)
+
+    config = WindowConfig(window_seconds=20.0, search_seconds=8.0, context_seconds=2.0)
+    with LongAudioFile(tmp_path / "long.wav") as audio:
+        joined = windowed_log_probs(audio, model, BLANK, FRAME, config)
+    assert torch.equal((-100.0 - joined[:, 1]).round(), torch.arange(total_frames, dtype=torch.float32))
+    assert len(starts) > 4 and starts[0] == 0
+    context = 50  # frames: each window after the first starts 2 s before its seam, which is in a pause
+    assert all(any(begin < start + context < end for begin, end in pauses) for start in starts[1:])
+
+
+def test_long_audio_file_reads_any_rate_and_channels(tmp_path):
     rate = 8000
     stereo = np.random.default_rng(0).uniform(-0.1, 0.1, size=(rate * 50, 2)).astype(np.float32)
     soundfile.write(tmp_path / "long.flac", stereo, rate)
-    windows = list(read_windows(tmp_path / "long.flac", WindowConfig(20.0, 4.0)))
-    assert [round(start) for start, _, _ in windows] == [0, 16, 32]
-    assert [last for _, _, last in windows] == [False, False, True]
-    assert len(windows[0][1]) == 20 * 16000 and len(windows[-1][1]) == 18 * 16000
+    with LongAudioFile(tmp_path / "long.flac") as audio:
+        assert audio.seconds == pytest.approx(50.0)
+        assert len(audio.read(16.0, 20.0)) == 20 * 16000
+        assert len(audio.read(32.0, 20.0)) == 18 * 16000
 
 
 def test_long_file_goes_through_windows_and_times_span_the_file(tmp_path, model_path):
@@ -85,12 +114,10 @@ def test_long_file_goes_through_windows_and_times_span_the_file(tmp_path, model_
     result = recognizer.transcribe(tmp_path / "long.wav")
     assert result.duration == pytest.approx(70.0)
     whole = recognizer.log_probs([soundfile.read(tmp_path / "long.wav", dtype="float32")[0]])[0]
-    parts = []
-    for start, samples, last in read_windows(tmp_path / "long.wav", recognizer.window):
-        lp = recognizer.log_probs([samples])[0]
-        begin, end = kept_frames(start, len(lp), recognizer.frame_seconds, recognizer.window, not parts, last)
-        parts.append(lp[begin:end])
-    assert abs(sum(len(p) for p in parts) - len(whole)) <= 2  # no frame of the file lost or doubled
+    with LongAudioFile(tmp_path / "long.wav") as audio:
+        joined = windowed_log_probs(audio, lambda s: recognizer.log_probs([s])[0], recognizer.vocabulary.blank,
+                                    recognizer.frame_seconds, recognizer.window)
+    assert abs(len(joined) - len(whole)) <= 2  # no frame of the file lost or doubled
     assert all(0 <= w.start <= w.end <= 70.0 for w in result.words)
 
 
