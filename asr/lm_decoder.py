@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import queue
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Sequence
@@ -112,44 +113,56 @@ def _raise_parents(best, parent_of):
 
 def build_lexicon(words: Sequence[str], vocabulary: Vocabulary, unigram_score=None) -> Lexicon:
     """The trie of `words` the acoustic model can spell; `unigram_score(word)` (natural log), when given, sets the
-    lookahead of each node."""
-    letters = {char: i for i, char in enumerate(vocabulary.tokens) if i not in (vocabulary.blank, vocabulary.space)}
-    children: list[dict[int, int]] = [{}]
-    word_at = [-1]
-    spellable = []
-    for word in words:
-        if not word or any(char not in letters for char in word):
-            continue  # <s>, </s>, <unk>, and words with characters the acoustic model cannot emit
-        node = 0
-        for char in word:
-            token = letters[char]
-            nxt = children[node].get(token)
-            if nxt is None:
-                nxt = children[node][token] = len(children)
-                children.append({})
-                word_at.append(-1)
-            node = nxt
-        if word_at[node] < 0:
-            word_at[node] = len(spellable)
-            spellable.append(word)
+    lookahead of each node. Word ids follow the words' order by token."""
+    letters = {char: i for i, char in enumerate(vocabulary.tokens)
+               if len(char) == 1 and i not in (vocabulary.blank, vocabulary.space)}
+    # <s>, </s>, <unk>, and words with characters the acoustic model cannot emit are left out.
+    spellable_word = re.compile("[" + re.escape("".join(letters)) + "]+").fullmatch
+    as_token_ids = {ord(char): i for char, i in letters.items()}  # a word as a string of token ids
+    spellable = sorted({w for w in words if spellable_word(w)}, key=lambda w: w.translate(as_token_ids))
     if not spellable:
         raise AsrError("the language model has no word the acoustic model can spell (its alphabet is "
                        f"{''.join(vocabulary.tokens[2:])!r}); is the LM lower case?")
-    sizes = np.fromiter((len(c) for c in children), dtype=np.int64, count=len(children))
-    first = np.zeros(len(children) + 1, dtype=np.int32)
-    np.cumsum(sizes, out=first[1:])
-    token = np.empty(first[-1], dtype=np.int32)
-    child = np.empty(first[-1], dtype=np.int32)
-    for node, kids in enumerate(children):
-        for offset, (tok, nxt) in enumerate(sorted(kids.items())):
-            token[first[node] + offset] = tok
-            child[first[node] + offset] = nxt
-    word = np.asarray(word_at, dtype=np.int32)
+    codes = np.frombuffer("".join(w.translate(as_token_ids) for w in spellable).encode("utf-32-le"), dtype=np.uint32)
+    offsets = np.zeros(len(spellable) + 1, dtype=np.int64)
+    np.cumsum([len(w) for w in spellable], out=offsets[1:])
+    parent, token, word = _sorted_words_trie(codes.astype(np.int32), offsets)
+    # Compressed rows: a node's children are contiguous, in token order (the pass made them in that order).
+    order = np.argsort(parent[1:], kind="stable") + 1
+    first = np.zeros(len(parent) + 1, dtype=np.int32)
+    np.cumsum(np.bincount(parent[1:], minlength=len(parent)), out=first[1:])
+    child, token = order.astype(np.int32), token[order]
     if unigram_score is None:
         lookahead = np.zeros(len(word))
     else:
         lookahead = _best_below(first, child, word, np.array([unigram_score(w) for w in spellable]))
     return Lexicon(first, token, child, word, tuple(spellable), lookahead)
+
+
+@numba.njit(cache=True)
+def _sorted_words_trie(codes, offsets):
+    """The trie of distinct words given in sorted order (word w is codes[offsets[w]:offsets[w + 1]]): each word
+    shares the nodes of its common prefix with the word before and adds the rest. -> per node (parent, token,
+    word id ending there or -1); node 0 is the root."""
+    size = len(codes) + 1
+    parent = np.zeros(size, dtype=np.int32)
+    token = np.full(size, -1, dtype=np.int32)
+    word = np.full(size, -1, dtype=np.int32)
+    path = np.zeros(size, dtype=np.int32)  # path[d]: the node at depth d on the previous word's way
+    count, previous, previous_length = 1, 0, 0
+    for w in range(len(offsets) - 1):
+        begin, length = offsets[w], offsets[w + 1] - offsets[w]
+        common = 0
+        while common < min(length, previous_length) and codes[previous + common] == codes[begin + common]:
+            common += 1
+        for depth in range(common, length):
+            parent[count] = path[depth]
+            token[count] = codes[begin + depth]
+            path[depth + 1] = count
+            count += 1
+        word[path[length]] = w
+        previous, previous_length = begin, length
+    return parent[:count], token[:count], word[:count]
 
 
 # ----------------------------------------------------------------------------------------------- compiled core
