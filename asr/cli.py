@@ -117,7 +117,8 @@ def _evaluate(args) -> int:
 
     report = evaluate_manifest(args.model or default_model_path(), args.manifest, device=args.device,
                                beam_size=args.beam_size, errors_path=args.errors_file, batch_size=args.batch_size,
-                               lm=_lm_choice(args), lm_weight=args.lm_weight, word_bonus=args.word_bonus)
+                               lm=_lm_choice(args), lm_weight=args.lm_weight, word_bonus=args.word_bonus,
+                               show_progress=not args.no_progress)
     print(f"WER {report.wer}")
     print(f"CER {report.cer}")
     if report.unreadable:
@@ -301,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--errors-file", help="write each utterance's aligned reference and hypothesis here")
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
     evaluate.add_argument("--batch-size", type=int, default=16, help="utterances decoded together (default: 16)")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     _add_lm_options(evaluate)
     evaluate.set_defaults(run=_evaluate)
 

@@ -143,3 +143,22 @@ def pause_segments(log_probs: np.ndarray, blank: int, frame_seconds: float, min_
             begin = int(cut)
     segments.append((begin, frames))
     return segments
+
+
+def rerun_on_segments(audio: LongAudioFile, joined: torch.Tensor, segments: list[tuple[int, int]],
+                      log_probs_of: Callable[[list[np.ndarray]], list[torch.Tensor]], frame_seconds: float,
+                      max_seconds: float, batch_size: int = 8) -> torch.Tensor:
+    """`joined` with each segment no longer than `max_seconds` replaced by the model's outputs on that segment's
+    audio alone (`log_probs_of`: a batch of 16 kHz waveforms -> their log-probs). A segment runs from pause to
+    pause, so alone it is what the model was trained on: one sentence framed by silence, not a stretch of a window
+    in which sentences run on. The same sentence then also gets the same outputs wherever it falls in the file."""
+    refined = joined.clone()
+    short = [(begin, end) for begin, end in segments if (end - begin) * frame_seconds <= max_seconds]
+    for first in range(0, len(short), batch_size):
+        batch = short[first:first + batch_size]
+        waveforms = [audio.read(begin * frame_seconds, (end - begin) * frame_seconds) for begin, end in batch]
+        for (begin, end), log_probs in zip(batch, log_probs_of(waveforms)):
+            frames = min(end - begin, len(log_probs))  # a frame more or less at the end, by rounding
+            refined[begin:begin + frames] = log_probs[:frames]
+    return refined
+

@@ -23,7 +23,7 @@ from asr.decode import Hypothesis, beam_search, greedy_decode
 from asr.errors import AsrError
 from asr.features import log_mel
 from asr.lm import LanguageModel
-from asr.long_audio import LongAudioFile, WindowConfig, pause_segments, windowed_log_probs
+from asr.long_audio import LongAudioFile, WindowConfig, pause_segments, rerun_on_segments, windowed_log_probs
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,10 @@ class Recognizer:
         with LongAudioFile(path) as audio:
             joined = windowed_log_probs(audio, lambda samples: self.log_probs([samples])[0], self.vocabulary.blank,
                                         self.frame_seconds, self.window)
+            segments = pause_segments(joined.numpy(), self.vocabulary.blank, self.frame_seconds)
+            joined = rerun_on_segments(audio, joined, segments, self.log_probs, self.frame_seconds,
+                                       self.window.window_seconds)
             duration = audio.seconds
-        segments = pause_segments(joined.numpy(), self.vocabulary.blank, self.frame_seconds)
         pieces = self.hypotheses([joined[begin:end] for begin, end in segments], beam_size)
         tokens, times, score = [], [], 0.0
         for (begin, _), piece in zip(segments, pieces):

@@ -1,5 +1,6 @@
 """The bundled default model: `asr transcribe FILE` with no other flag gives the example's transcript."""
 
+import json
 from pathlib import Path
 
 from asr.cli import main
@@ -20,3 +21,15 @@ def test_bundled_model_and_lm_fit_in_50_mb():
     bundled = sum(f.stat().st_size for f in MODELS_DIR.iterdir() if f.name.startswith("default"))
     assert bundled <= 50e6
     assert (MODELS_DIR / "README.md").is_file()  # the model card
+
+
+def test_evaluate_with_no_model_scores_the_bundled_one(tmp_path, capsys):
+    import soundfile
+
+    audio = EXAMPLES / "speech.flac"
+    manifest = tmp_path / "example.jsonl"
+    manifest.write_text(json.dumps({"id": "example", "audio": str(audio), "duration": soundfile.info(audio).duration,
+                                    "text": (EXAMPLES / "speech.txt").read_text().strip()}) + "\n")
+    assert main(["evaluate", "--manifest", str(manifest), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("WER 0.00%") and "acoustic model" not in captured.err

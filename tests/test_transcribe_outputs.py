@@ -12,7 +12,7 @@ import asr
 from asr.checkpoint import save_model
 from asr.cli import main
 from asr.features import FeatureConfig
-from asr.long_audio import LongAudioFile, WindowConfig, cut_frame, windowed_log_probs
+from asr.long_audio import LongAudioFile, WindowConfig, cut_frame, rerun_on_segments, windowed_log_probs
 from asr.model import BiLstmCtc, ModelConfig
 from asr.subtitles import cues, to_srt, to_webvtt
 from asr.text import Vocabulary
@@ -95,6 +95,26 @@ def test_seams_fall_in_pauses_and_every_frame_is_kept_once(tmp_path):
     assert len(starts) > 4 and starts[0] == 0
     context = 50  # frames: each window after the first starts 2 s before its seam, which is in a pause
     assert all(any(begin < start + context < end for begin, end in pauses) for start in starts[1:])
+
+
+def test_segments_between_pauses_are_run_again_on_their_own(tmp_path):
+    # The stand-in model marks each frame with the index of the first frame of the audio it was given, so the
+    # result shows which frames came from a run on the segment alone.
+    samples = np.repeat(np.arange(1000, dtype=np.float32) / 1e4, 640)  # 40 s; each sample holds its frame index
+    soundfile.write(tmp_path / "long.wav", samples, 16000, subtype="FLOAT")
+    joined = torch.full((1000, 3), -1.0)
+    calls = []
+
+    def model(waveforms):
+        calls.append(len(waveforms))
+        return [torch.full((len(w) // 640, 3), float(round(w[0] * 1e4))) for w in waveforms]
+
+    segments = [(0, 200), (200, 900), (900, 1000)]  # the middle one, 28 s, is longer than a window
+    with LongAudioFile(tmp_path / "long.wav") as audio:
+        refined = rerun_on_segments(audio, joined, segments, model, FRAME, max_seconds=20.0, batch_size=1)
+    assert calls == [1, 1]
+    assert (refined[:200] == 0).all() and (refined[900:] == 900).all()
+    assert (refined[200:900] == -1).all()  # too long to run alone: the windowed outputs stay
 
 
 def test_long_audio_file_reads_any_rate_and_channels(tmp_path):
