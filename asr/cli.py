@@ -255,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe = commands.add_parser(
         "transcribe", help="print the transcript of audio files",
         description="Transcribe audio files (WAV, FLAC, OGG, MP3; any sample rate and channel count, any length: "
-                    "files over 20 s are read in overlapping 20 s windows joined at pauses, so memory does not grow with "
-                    "length). "
+                    "files over 20 s are read in overlapping 20 s windows joined at pauses, so memory does not "
+                    "grow with length). "
                     "Without --model, the model bundled with asr is used, with its tuned word LM.")
     transcribe.add_argument("files", nargs="+", metavar="FILE", help="audio files, or directories of them")
     transcribe.add_argument("--model", help="model file written by `asr train` (default: the bundled model)")

@@ -92,14 +92,12 @@ class Lexicon:
     lookahead: np.ndarray
 
 
-def _best_below(first: np.ndarray, child: np.ndarray, word: np.ndarray, word_scores: np.ndarray) -> np.ndarray:
+def _best_below(parent: np.ndarray, word: np.ndarray, word_scores: np.ndarray) -> np.ndarray:
     """For each trie node, the best score of a word ending at or below it."""
     best = np.full(len(word), -np.inf)
     ends = word >= 0
     best[ends] = word_scores[word[ends]]
-    parent_of = np.zeros(len(word), dtype=np.int64)
-    parent_of[child] = np.repeat(np.arange(len(word)), np.diff(first))
-    _raise_parents(best, parent_of)
+    _raise_parents(best, parent)
     best[0] = 0.0
     return best
 
@@ -135,7 +133,7 @@ def build_lexicon(words: Sequence[str], vocabulary: Vocabulary, unigram_score=No
     if unigram_score is None:
         lookahead = np.zeros(len(word))
     else:
-        lookahead = _best_below(first, child, word, np.array([unigram_score(w) for w in spellable]))
+        lookahead = _best_below(parent, word, np.array([unigram_score(w) for w in spellable]))
     return Lexicon(first, token, child, word, tuple(spellable), lookahead)
 
 
@@ -248,7 +246,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
     (node_best[n], its log-prob then), counted since the prefix last entered the beam (node_seen[n]: the last
     frame it was in the beam).
     """
-    lm_weight, word_bonus, unk_penalty, beam_threshold, token_min_logp = params[0], params[1], params[2], params[3], params[4]
+    lm_weight, word_bonus, unk_penalty, beam_threshold, token_min_logp = params[0], params[1], params[2], params[3], \
+        params[4]
     lexicon_only = params[5] > 0
     recombine = params[6] > 0
     beam_size = cand.shape[0] // ntok
@@ -633,14 +632,15 @@ class LmBeamSearchDecoder:
         t = 0
         while True:
             t, status = _search(log_probs, t, params, self.vocabulary.blank, self.vocabulary.space, ntok,
-                                self.unk_id, node_parent, node_token, node_frame, node_seen, node_best, node_count, children,
-                                beam, beam_p, beam_count, cand, cand_p, slot_of, space["merge_table"],
+                                self.unk_id, node_parent, node_token, node_frame, node_seen, node_best, node_count,
+                                children, beam, beam_p, beam_count, cand, cand_p, slot_of, space["merge_table"],
                                 lex.first, lex.token, lex.child, lex.word, lookahead,
                                 state.cache_score, state.cache_state, self.n_words_key, requests)
             if status == _NEED_LM:
                 self._answer(state, requests)
             elif status == _NEED_ROOM:
-                _compact(node_parent, node_token, node_frame, node_seen, node_best, node_count, children, ntok, beam, beam_count)
+                _compact(node_parent, node_token, node_frame, node_seen, node_best, node_count, children, ntok, beam,
+                         beam_count)
                 if node_count[0] * 2 > capacity:  # still crowded: the live prefixes need a bigger trie
                     capacity = space["capacity"] = capacity * 2
                     node_parent, node_token, node_frame, node_seen, node_best = (

@@ -1,13 +1,15 @@
-"""Files of any length: the acoustic model runs on one window of audio at a time; each window's outputs are cut at
-a pause near its end, the next window's are kept from there on, and the kept log-probs are joined before a single
-decoding pass.
+"""Files of any length, in two passes over the audio, holding one window of it at a time.
 
-Cutting at pauses means no seam falls inside a word, so none can drop or double one: every stretch of audio is
-decoded once, with a few seconds of context on both sides (the windows overlap by that much). The pause is found
-by the model itself (the longest run of frames whose likeliest output is blank, in the last stretch of the window), so it
-works in noise too. Where the speech runs on without a pause, the cut goes where blank is likeliest. Window starts
-stay on the model's frame grid (40 ms at subsampling 4) from the start of the file.
-Memory holds one window of audio at a time plus the log-probs (29 floats per 40 ms of audio, 10 MB an hour).
+1. The acoustic model runs on 20 s windows. Each window's outputs are cut at a pause near its end, the next window
+   starts 2 s before that cut, and its outputs are kept from the cut on. No seam falls inside a word, so none can
+   drop or double one, and the frames on both sides of a seam had context. The pause is found by the model itself
+   (the longest run of frames whose likeliest output is blank, in the last stretch of the window), so it works in
+   noise too; where speech runs on without a pause, the cut goes where blank is likeliest. Window starts stay on
+   the model's frame grid (40 ms at subsampling 4) from the start of the file.
+2. The joined outputs are split at pauses (`pause_segments`), and each stretch between pauses short enough is run
+   through the model again on its own, as the model was trained: one sentence framed by silence.
+
+Memory holds a window (or a batch of stretches) of audio plus the log-probs (29 floats per 40 ms, 10 MB an hour).
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ def return_large_blocks_to_the_system() -> None:
     """Have glibc's malloc serve blocks of 4 MiB and more from their own memory maps, returned to the system when
     freed. By default the threshold rises to the largest block freed so far, after which the model's activations
     for batches of ever-different lengths come from the heap and fragment it: on a 60-minute file the peak
-    memory grew to 1.4 GB greedy, against 0.77 GB with this (same transcript). Elsewhere than glibc: nothing."""
+    memory grew to 1.4 GB greedy, against 0.8-0.9 GB with this (same transcript). Elsewhere than glibc: nothing."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(ctypes.c_int(-3), ctypes.c_int(4 << 20))  # M_MMAP_THRESHOLD
