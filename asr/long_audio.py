@@ -85,6 +85,13 @@ class LongAudioFile:
         self.close()
 
 
+def blank_runs(log_probs: np.ndarray, blank: int) -> tuple[np.ndarray, np.ndarray]:
+    """The [start, end) frames of each run of frames whose likeliest output is blank."""
+    is_blank = (log_probs.argmax(axis=1) == blank).astype(np.int8)
+    edges = np.diff(np.concatenate([[0], is_blank, [0]]))
+    return np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+
+
 def cut_frame(log_probs: np.ndarray, blank: int, frame_seconds: float, config: WindowConfig) -> int:
     """Where to end a window's kept frames: the middle of the longest run of blank frames in its search stretch
     (the first, if several are longest), or the frame where blank is likeliest if there is no such run."""
@@ -93,9 +100,7 @@ def cut_frame(log_probs: np.ndarray, blank: int, frame_seconds: float, config: W
     if last <= first:
         return len(log_probs)
     stretch = log_probs[first:last]
-    is_blank = (stretch.argmax(axis=1) == blank).astype(np.int8)
-    edges = np.diff(np.concatenate([[0], is_blank, [0]]))
-    starts, ends = np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    starts, ends = blank_runs(stretch, blank)
     if len(starts):
         longest = int(np.argmax(ends - starts))
         return first + int((starts[longest] + ends[longest]) // 2)
@@ -137,9 +142,7 @@ def pause_segments(log_probs: np.ndarray, blank: int, frame_seconds: float, min_
         return []
     min_pause = max(1, int(round(min_pause_seconds / frame_seconds)))
     min_segment = int(round(min_segment_seconds / frame_seconds))
-    is_blank = (log_probs.argmax(axis=1) == blank).astype(np.int8)
-    edges = np.diff(np.concatenate([[0], is_blank, [0]]))
-    cuts = [(a + b) // 2 for a, b in zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]) if b - a >= min_pause]
+    cuts = [(a + b) // 2 for a, b in zip(*blank_runs(log_probs, blank)) if b - a >= min_pause]
     segments, begin = [], 0
     for cut in cuts:
         if cut - begin >= min_segment and frames - cut >= min_segment:
