@@ -250,6 +250,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
         params[4]
     lexicon_only = params[5] > 0
     recombine = params[6] > 0
+    lookahead = params[7] > 0
     beam_size = cand.shape[0] // ntok
     frames = log_probs.shape[0]
     capacity = node_parent.shape[0]
@@ -358,7 +359,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
         for s in range(n_cand):
             lex_node = cand[s, 4]
             open_unknown = max(1.0, cand[s, 5] / UNK_CHARS) if lex_node < 0 else 0.0
-            open_known = lex_lookahead[lex_node] if lex_node > 0 else 0.0
+            open_known = lex_lookahead[lex_node] if lookahead and lex_node > 0 else 0.0
             scores[s] = (_logaddexp(cand_p[s, 0], cand_p[s, 1]) + lm_weight * (cand_p[s, 2] + open_known)
                          + word_bonus * cand[s, 2] + unk_penalty * (cand_p[s, 3] + open_unknown))
         order = np.argsort(-scores)
@@ -538,7 +539,6 @@ class LmBeamSearchDecoder:
         self.lm = lm
         self.options = options
         self.lexicon = build_lexicon(lm.words, vocabulary, self._unigram_scorer(lm))
-        self._no_lookahead = np.zeros_like(self.lexicon.lookahead)
         words = self.lexicon.words
         self.unk_id, self.eos_id = len(words), len(words) + 1
         self.query_words = list(words) + ["<unk>", "</s>"]
@@ -616,7 +616,7 @@ class LmBeamSearchDecoder:
             state.reset()
         params = np.array([options.lm_weight, options.word_bonus, options.unk_penalty, options.beam_threshold,
                            options.token_min_logp, float(options.lexicon_only),
-                           float(options.lm_weight != 0)], dtype=np.float64)
+                           float(options.lm_weight != 0), float(options.lm_lookahead)], dtype=np.float64)
         width = options.beam_size
         space = state.workspace(width, ntok)
         capacity = space["capacity"]
@@ -628,13 +628,12 @@ class LmBeamSearchDecoder:
         _start(node_parent, node_token, node_seen, node_best, node_count, children, beam, beam_p, beam_count)
         requests[:] = -1
         lex = self.lexicon
-        lookahead = lex.lookahead if options.lm_lookahead else self._no_lookahead
         t = 0
         while True:
             t, status = _search(log_probs, t, params, self.vocabulary.blank, self.vocabulary.space, ntok,
                                 self.unk_id, node_parent, node_token, node_frame, node_seen, node_best, node_count,
                                 children, beam, beam_p, beam_count, cand, cand_p, slot_of, space["merge_table"],
-                                lex.first, lex.token, lex.child, lex.word, lookahead,
+                                lex.first, lex.token, lex.child, lex.word, lex.lookahead,
                                 state.cache_score, state.cache_state, self.n_words_key, requests)
             if status == _NEED_LM:
                 self._answer(state, requests)
