@@ -41,12 +41,12 @@ PEAK_REPORTING_CLI = ("import resource, sys\nfrom asr.cli import main\ncode = ma
                       "sys.exit(code)")
 
 
-def build_long_file(utterances, minutes: float, path: Path, cycle_multiple: int = 0) -> str:
+def build_long_file(utterances, minutes: float, path: Path, cycle_multiple: int = 0) -> tuple[str, float]:
     """Write `minutes` of joined speech to `path` (cycling through the utterances, each pass padded with silence to a
-    multiple of `cycle_multiple` samples when given); return the reference text."""
+    multiple of `cycle_multiple` samples when given); return the reference text and the seconds one pass takes."""
     target = int(minutes * 60 * SAMPLE_RATE)
     pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), dtype=np.float32)
-    written, words = 0, []
+    written, words, first_pass = 0, [], 0
     with soundfile.SoundFile(path, "w", samplerate=SAMPLE_RATE, channels=1, subtype="PCM_16") as out:
         while written < target:
             if cycle_multiple and written % cycle_multiple:
@@ -61,7 +61,9 @@ def build_long_file(utterances, minutes: float, path: Path, cycle_multiple: int 
                 words.append(utterance.text)
                 if written >= target:
                     break
-    return " ".join(words)
+            first_pass = first_pass or written
+    cycle = first_pass + (-first_pass) % cycle_multiple if cycle_multiple else first_pass
+    return " ".join(words), cycle / SAMPLE_RATE
 
 
 def print_repetitions(words: list[dict], utterances, cycle_seconds: float, duration: float) -> None:
@@ -98,15 +100,12 @@ def main() -> int:
             if total >= shortest:
                 break
         utterances = utterances[:count]
-        pause = int(PAUSE_SECONDS * SAMPLE_RATE)  # as build_long_file writes it
-        cycle_multiple = int(round(CYCLE_MULTIPLE_SECONDS * SAMPLE_RATE))
-        cycle = sum(len(load_audio(u.audio)) + pause for u in utterances)
-        cycle_seconds = (cycle + (-cycle) % cycle_multiple) / SAMPLE_RATE
+    cycle_multiple = int(round(CYCLE_MULTIPLE_SECONDS * SAMPLE_RATE)) if args.same_content else 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for minutes in args.minutes:
             path = Path(tmp) / f"joined-{minutes:g}min.wav"
-            reference = build_long_file(utterances, minutes, path, cycle_multiple if args.same_content else 0)
+            reference, cycle_seconds = build_long_file(utterances, minutes, path, cycle_multiple)
             # The child reports its own peak resident memory (getrusage of a child process is a running maximum).
             command = [sys.executable, "-c", PEAK_REPORTING_CLI, "transcribe", str(path), "--no-progress"]
             command += (["--model", args.model] if args.model else []) + args.extra + ["--format", "json"]
