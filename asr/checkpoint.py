@@ -129,6 +129,29 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
     return model_from_payload(load_payload(path, MODEL_FORMAT), path)
 
 
+def initialize_from(model: BiLstmCtc, source: ModelFile, feature_config: FeatureConfig,
+                    source_path: str | os.PathLike) -> None:
+    """Start `model` from the weights and feature normalisation of `source`, a model of the same shape that may
+    emit fewer CTC frames per LSTM step.
+
+    A widened output layer starts as copies of the source's, so the new model first emits each frame
+    `outputs_per_step` times, which CTC reads as the same transcript; training then lets the copies differ.
+    """
+    if source.feature_config != feature_config or len(source.vocabulary) != model.config.vocab_size:
+        raise CheckpointError(f"{source_path}: its features or vocabulary differ from this run's; initialise from a "
+                              "model trained with the same feature settings")
+    copies = model.config.outputs_per_step // source.model.config.outputs_per_step
+    state = dict(source.model.state_dict())
+    for name in ("output.weight", "output.bias"):
+        if copies > 1 and name in state:
+            state[name] = state[name].repeat(copies, *([1] * (state[name].dim() - 1)))  # (copies * vocab, ...)
+    wanted = model.state_dict()
+    if state.keys() != wanted.keys() or any(state[k].shape != wanted[k].shape for k in wanted):
+        raise CheckpointError(f"{source_path}: its model ({source.model.config}) does not match this run's "
+                              f"({model.config}); initialise from a model of the same size")
+    model.load_state_dict(state)
+
+
 def average_checkpoints(paths, output: str | os.PathLike, metadata: dict | None = None) -> ModelFile:
     """Average the weights of several training-state (or model) files of one run into a model file.
 

@@ -34,6 +34,9 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # also checkpoint every N steps (0: at the end of each epoch only)
     keep_checkpoints: int = 5  # epoch checkpoints kept
     log_every_steps: int = 10
+    # A model file whose weights start the run instead of random ones (fine-tuning, or going on with a wider
+    # output layer: see `initialize_from`). Read once, when the run starts.
+    init_from: str = ""
 
     def __post_init__(self):
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):

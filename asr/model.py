@@ -1,7 +1,8 @@
 """The acoustic model: log-mel frames -> per-frame character log-probabilities, trained with CTC.
 
 An optional convolutional front end cuts the frame rate by 2 or 4 (the main speed lever: the LSTMs then see half
-or a quarter of the frames), then a deep bidirectional LSTM and a linear layer emit the characters.
+or a quarter of the frames), then a deep bidirectional LSTM and a linear layer emit the characters. The output
+layer may emit two CTC frames per LSTM step, so CTC keeps a fine frame grid while the LSTMs run on a coarse one.
 Global feature normalisation lives in the model as buffers, so a saved model needs nothing else.
 """
 
@@ -23,10 +24,21 @@ class ModelConfig:
     hidden_size: int = 256  # per direction
     num_layers: int = 3
     dropout: float = 0.1
+    # CTC frames the output layer emits per LSTM step. Characters come at about 15 a second, so at subsampling 4
+    # (25 frames a second) CTC has barely more frames than letters, and spaces and doubled letters get dropped;
+    # 2 gives CTC 20 ms frames at almost no cost, since the LSTMs still run at 40 ms.
+    outputs_per_step: int = 1
 
     def __post_init__(self):
         if self.subsampling not in (1, 2, 4):
             raise ValueError(f"subsampling must be 1, 2 or 4, not {self.subsampling}")
+        if self.outputs_per_step not in (1, 2) or self.outputs_per_step > self.subsampling:
+            raise ValueError(f"outputs_per_step must be 1, or 2 with subsampling 2 or 4, not {self.outputs_per_step}")
+
+    @property
+    def input_frames_per_output(self) -> int:
+        """Feature frames per CTC output frame."""
+        return self.subsampling // self.outputs_per_step
 
 
 def mask_padding(tensor: torch.Tensor, lengths: torch.Tensor, time_dim: int) -> torch.Tensor:
@@ -46,10 +58,15 @@ def subsampled_lengths(feat_lens: torch.Tensor, subsampling: int) -> torch.Tenso
     return lengths
 
 
-def fits_ctc(frames: int, labels, subsampling: int) -> bool:
+def output_lengths(feat_lens: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """CTC output frames of the model for `feat_lens` input frames."""
+    return subsampled_lengths(feat_lens, config.subsampling) * config.outputs_per_step
+
+
+def fits_ctc(frames: int, labels, config: ModelConfig) -> bool:
     """Whether `frames` input frames leave CTC a frame per label plus one between repeated labels."""
     needed = len(labels) + sum(a == b for a, b in zip(labels, labels[1:]))
-    return int(subsampled_lengths(torch.tensor(frames), subsampling)) >= max(needed, 1)
+    return int(output_lengths(torch.tensor(frames), config)) >= max(needed, 1)
 
 
 class ConvSubsampling(nn.Module):
@@ -93,7 +110,7 @@ class BiLstmCtc(nn.Module):
         self.lstm = nn.LSTM(lstm_input, config.hidden_size, num_layers=config.num_layers, batch_first=True,
                             bidirectional=True, dropout=config.dropout if config.num_layers > 1 else 0.0)
         self.dropout = nn.Dropout(config.dropout)
-        self.output = nn.Linear(2 * config.hidden_size, config.vocab_size)
+        self.output = nn.Linear(2 * config.hidden_size, config.vocab_size * config.outputs_per_step)
 
     def set_normalization(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Store the training data's per-bin feature mean and standard deviation."""
@@ -116,7 +133,11 @@ class BiLstmCtc(nn.Module):
         packed = pack_padded_sequence(x, out_lens.cpu(), batch_first=True, enforce_sorted=False)
         packed_out, _ = self.lstm(packed)
         x, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=x.shape[1])  # (B, T', 2H)
-        logits = self.output(self.dropout(x))
+        logits = self.output(self.dropout(x))  # (B, T', outputs_per_step * vocab)
+        steps = self.config.outputs_per_step
+        if steps > 1:  # each step's row holds `steps` consecutive frames' logits
+            logits = logits.reshape(logits.shape[0], logits.shape[1] * steps, self.config.vocab_size)
+            out_lens = out_lens * steps
         return torch.log_softmax(logits.float(), dim=-1), out_lens
 
     def normalize(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> torch.Tensor:

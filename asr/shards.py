@@ -28,7 +28,7 @@ from asr.audio import SAMPLE_RATE, load_audio
 from asr.data import Batch, Example, Utterance, collate, perturb_speed
 from asr.errors import AsrError, ManifestError
 from asr.features import FeatureConfig, log_mel
-from asr.model import fits_ctc
+from asr.model import ModelConfig, fits_ctc
 from asr.text import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class StreamConfig:
     world_size: int = 1
     shuffle_buffer: int = 500  # utterances
     length_pool: int = 250  # utterances sorted together before batching, so shuffled batches pad little
-    subsampling: int = 1  # the model's, to drop utterances too short for their transcripts
+    model: ModelConfig = ModelConfig(subsampling=1)  # the model's frame rate drops utterances too short for their text
     speed_perturbation: bool = False
 
 
@@ -153,7 +153,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         if speed_rng is not None:
             samples = perturb_speed(samples, speed_rng)
         features = log_mel(samples, self.feature_config)
-        if not fits_ctc(features.shape[0], labels, self.config.subsampling):
+        if not fits_ctc(features.shape[0], labels, self.config.model):
             return None  # too short for its transcript: CTC has no alignment for it
         return Example(features, torch.tensor(labels, dtype=torch.long), -1)
 

@@ -29,8 +29,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from asr.checkpoint import (FORMAT_VERSION, TRAINING_STATE_FORMAT, atomic_save, load_payload, model_payload,
-                            save_model)
+from asr.checkpoint import (FORMAT_VERSION, TRAINING_STATE_FORMAT, atomic_save, initialize_from, load_model_file,
+                            load_payload, model_payload, save_model)
 from asr.config import ExperimentConfig
 from asr.data import Batch, Example, UtteranceDataset, Utterance, collate, frame_budget_batches, read_manifest
 from asr.decode import greedy_decode
@@ -177,7 +177,7 @@ class TrainingData:
         stream = ShardStream(self.index, StreamConfig(
             max_batch_frames=train.max_batch_frames, seed=train.seed, epoch=epoch,
             sorted_epoch=train.sortagrad and epoch == 0, rank=self.rank, world_size=self.world_size,
-            subsampling=self.config.model.subsampling, speed_perturbation=train.speed_perturbation),
+            model=self.config.model, speed_perturbation=train.speed_perturbation),
             self.vocabulary, self.config.features)
         loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=train.num_workers,
                                              generator=generator, pin_memory=torch.cuda.is_available(),
@@ -236,6 +236,9 @@ def train(config: ExperimentConfig, train_data: str | os.PathLike, exp_dir: str 
     trainer = _make_trainer(config, model, device, data.steps_per_epoch * config.train.epochs, rank, world_size)
     progress = Progress()
     state_path = exp_dir / "checkpoints" / "last.pt"
+    if config.train.init_from and not state_path.exists():
+        initialize_from(model, load_model_file(config.train.init_from), config.features, config.train.init_from)
+        log.info("initialised from %s", config.train.init_from)
     if state_path.exists():
         progress = _restore(state_path, trainer)
         log.info("resuming from %s: epoch %d, step %d", state_path, progress.epoch, progress.step)
@@ -427,10 +430,10 @@ def usable_utterances(utterances: Sequence[Utterance], config: ExperimentConfig)
     """Drop utterances too short for their transcript (CTC needs a frame per label, plus one between repeats)."""
     kept = [u for u in utterances
             if fits_ctc(config.features.num_frames(int(u.duration * config.features.sample_rate)), u.text,
-                        config.model.subsampling)]
+                        config.model)]
     if len(kept) < len(utterances):
-        log.warning("skipping %d of %d utterances: too short for their transcripts at subsampling %d",
-                    len(utterances) - len(kept), len(utterances), config.model.subsampling)
+        log.warning("skipping %d of %d utterances: too short for their transcripts at %d feature frames per CTC "
+                    "frame", len(utterances) - len(kept), len(utterances), config.model.input_frames_per_output)
     if not kept:
         raise ManifestError("no usable training utterances: every one is too short for its transcript")
     return kept
@@ -557,7 +560,8 @@ def _write_or_check_config(path: Path, config: ExperimentConfig) -> None:
     length, so it rises again and decays to its floor at the new end)."""
     wanted = json.loads(config.to_json())
     if path.exists():
-        saved = json.loads(path.read_text())
+        # Through the dataclasses, so a setting added since the run began reads as its default.
+        saved = json.loads(ExperimentConfig.from_dict(json.loads(path.read_text())).to_json())
         if _without_epochs(saved) != _without_epochs(wanted):
             raise ConfigError(f"{path.parent} was started with a different configuration (see {path}); use a new "
                               "--exp-dir, or the same preset and --set values to resume")

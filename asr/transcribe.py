@@ -110,8 +110,8 @@ class Recognizer:
             self.beam_size = options.beam_size
         else:
             self.beam_size = beam_size or int(decoding.get("beam_size", 1))
-        # Seconds per model output frame: the feature hop times the front end's subsampling.
-        self.frame_seconds = self.model.config.subsampling / self.feature_config.frames_per_second
+        # Seconds per model output frame: the feature hop times the feature frames per output frame.
+        self.frame_seconds = self.model.config.input_frames_per_output / self.feature_config.frames_per_second
 
     def transcribe(self, audio: AudioSource | Sequence[str | os.PathLike], sample_rate: int | None = None, *,
                    beam_size: int | None = None, batch_size: int = 8) -> Transcript | list[Transcript]:

@@ -4,7 +4,8 @@ import pickle
 import pytest
 import torch
 
-from asr.checkpoint import FORMAT_VERSION, load_model_file, model_payload, save_model
+from asr.checkpoint import FORMAT_VERSION, initialize_from, load_model_file, model_payload, save_model
+from asr.decode import greedy_decode
 from asr.errors import CheckpointError
 from asr.features import FeatureConfig
 from asr.model import BiLstmCtc, ModelConfig
@@ -80,3 +81,34 @@ def test_inconsistent_weights(tmp_path):
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="damaged or inconsistent"):
         load_model_file(tmp_path / "bad.pt")
+
+
+def test_a_model_widened_to_two_outputs_per_step_starts_with_the_same_transcripts(tmp_path):
+    source_model = BiLstmCtc(ModelConfig(subsampling=4, conv_channels=4, hidden_size=8, num_layers=1))
+    torch.manual_seed(1)
+    for parameter in source_model.parameters():  # large random weights, so the greedy path has many characters
+        parameter.data.normal_(0, 2.0)
+    path = tmp_path / "source.pt"
+    save_model(path, source_model, FeatureConfig(), Vocabulary())
+    source = load_model_file(path)
+    widened = BiLstmCtc(ModelConfig(subsampling=4, conv_channels=4, hidden_size=8, num_layers=1,
+                                    outputs_per_step=2)).eval()
+    initialize_from(widened, source, FeatureConfig(), path)
+    feats = torch.randn(1, 300, 80)
+    with torch.no_grad():
+        before, _ = source.model(feats, torch.tensor([300]))
+        after, after_lens = widened(feats, torch.tensor([300]))
+    assert after_lens.item() == 2 * before.shape[1]
+    assert torch.equal(after[0, 0::2], before[0]) and torch.equal(after[0, 1::2], before[0])
+    tokens = greedy_decode(before[0]).tokens
+    assert len(tokens) > 5 and greedy_decode(after[0]).tokens == tokens
+
+
+def test_initializing_from_a_model_of_another_size_is_refused(tmp_path):
+    path = tmp_path / "source.pt"
+    save_model(path, small_model(), FeatureConfig(), Vocabulary())
+    bigger = BiLstmCtc(ModelConfig(subsampling=2, conv_channels=4, hidden_size=16, num_layers=1))
+    with pytest.raises(CheckpointError, match="source.pt.*does not match"):
+        initialize_from(bigger, load_model_file(path), FeatureConfig(), path)
+    with pytest.raises(CheckpointError, match="features"):
+        initialize_from(small_model(), load_model_file(path), FeatureConfig(n_mels=40), path)

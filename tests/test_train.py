@@ -50,6 +50,30 @@ def test_a_finished_run_trains_further_when_given_more_epochs(noise_manifest, tm
     assert json.loads((tmp_path / "exp" / "config.json").read_text())["train"]["epochs"] == 5
 
 
+def test_a_run_started_before_a_setting_existed_still_resumes(noise_manifest, tmp_path):
+    config = apply_overrides(preset("tiny"), OVERRIDES)
+    with pytest.raises(TrainingStopped):
+        train(config, noise_manifest, tmp_path / "exp", show_progress=False, stop_after_steps=1)
+    saved_path = tmp_path / "exp" / "config.json"
+    saved = json.loads(saved_path.read_text())
+    del saved["train"]["init_from"], saved["model"]["outputs_per_step"]  # as an older asr wrote it
+    saved_path.write_text(json.dumps(saved))
+    assert load_model_file(train(config, noise_manifest, tmp_path / "exp", show_progress=False)).metadata["epochs"] == 3
+
+
+def test_a_run_starts_from_a_trained_model_with_a_wider_output_layer(noise_manifest, tmp_path):
+    config = apply_overrides(preset("tiny"), OVERRIDES)
+    source = load_model_file(train(config, noise_manifest, tmp_path / "source", show_progress=False))
+    # A learning rate of 0 leaves the weights where initialisation put them.
+    widened = apply_overrides(config, ["model.outputs_per_step=2", f"train.init_from={tmp_path / 'source/model.pt'}",
+                                       "train.learning_rate=0"])
+    result = load_model_file(train(widened, noise_manifest, tmp_path / "widened", show_progress=False))
+    assert result.model.config.outputs_per_step == 2
+    for name, tensor in source.model.state_dict().items():
+        expected = tensor.repeat(2, *([1] * (tensor.dim() - 1))) if name.startswith("output.") else tensor
+        assert torch.equal(result.model.state_dict()[name], expected), name
+
+
 def test_training_writes_logs_curves_and_checkpoints(noise_manifest, tmp_path):
     config = apply_overrides(preset("tiny"), OVERRIDES + ["train.log_every_steps=1", "train.keep_checkpoints=2"])
     train(config, noise_manifest, tmp_path / "exp", valid_manifest=noise_manifest, show_progress=False)
