@@ -108,10 +108,13 @@ def cut_frame(log_probs: np.ndarray, blank: int, frame_seconds: float, config: W
 
 
 def windowed_log_probs(audio: LongAudioFile, log_probs_of: Callable[[np.ndarray], torch.Tensor], blank: int,
-                       frame_seconds: float, config: WindowConfig = WindowConfig()) -> torch.Tensor:
+                       frame_seconds: float, config: WindowConfig = WindowConfig(),
+                       frames_per_step: int = 1) -> torch.Tensor:
     """The (frames, vocab) log-probs of a whole file, computed `config.window_seconds` at a time by `log_probs_of`
     (16 kHz samples -> log-probs). Each window is cut at a pause; the next starts `config.context_seconds` before
-    the cut and its frames are kept from the cut on, so the frames on both sides of a seam had context."""
+    the cut and its frames are kept from the cut on, so the frames on both sides of a seam had context.
+    Windows start on a multiple of `frames_per_step` (the model's output frames per LSTM step), so the LSTM steps
+    fall where they would in the whole file."""
     context = int(round(config.context_seconds / frame_seconds))
     parts, start_frame, keep_from = [], 0, 0  # counted in frames, so window starts stay on the frame grid
     while True:
@@ -123,8 +126,10 @@ def windowed_log_probs(audio: LongAudioFile, log_probs_of: Callable[[np.ndarray]
             return torch.cat(parts)
         cut = max(keep_from + 1, cut_frame(log_probs.numpy(), blank, frame_seconds, config))
         parts.append(log_probs[keep_from:cut])
-        start_frame += cut - context
-        keep_from = context
+        next_start = start_frame + cut - context
+        next_start -= next_start % frames_per_step
+        keep_from = start_frame + cut - next_start  # the cut, counted in the next window's frames
+        start_frame = next_start
 
 
 def pause_segments(log_probs: np.ndarray, blank: int, frame_seconds: float, min_pause_seconds: float = 0.3,

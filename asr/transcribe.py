@@ -168,7 +168,7 @@ class Recognizer:
         times are from the start of the file."""
         with LongAudioFile(path) as audio:
             joined = windowed_log_probs(audio, lambda samples: self.log_probs([samples])[0], self.vocabulary.blank,
-                                        self.frame_seconds, self.window)
+                                        self.frame_seconds, self.window, self.model.config.outputs_per_step)
             segments = pause_segments(joined.numpy(), self.vocabulary.blank, self.frame_seconds)
             joined = rerun_on_segments(audio, joined, segments, self.log_probs, self.frame_seconds,
                                        self.window.window_seconds)

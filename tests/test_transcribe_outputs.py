@@ -72,13 +72,14 @@ def test_a_window_is_cut_in_the_longest_pause_of_its_last_stretch():
     assert cut_frame(no_pause, BLANK, FRAME, config) == 350
 
 
-def test_seams_fall_in_pauses_and_every_frame_is_kept_once(tmp_path):
+@pytest.mark.parametrize("frames_per_step", [1, 2])
+def test_seams_fall_in_pauses_and_every_frame_is_kept_once(tmp_path, frames_per_step):
     # Each sample holds the index of its 40 ms frame, and a 20-frame pause comes every 150 frames; the stand-in
     # model reports both, so the joined frames show which stretch of the file each came from.
     total_frames = 2000  # 80 s
     samples = np.repeat(np.arange(total_frames, dtype=np.float32) / 1e4, 640)
     soundfile.write(tmp_path / "long.wav", samples, 16000, subtype="FLOAT")
-    pauses = [(p, p + 20) for p in range(100, total_frames, 150)]
+    pauses = [(p, p + 20) for p in range(101, total_frames, 150)]  # odd cuts, to test the step grid
     starts = []
 
     def model(window):
@@ -90,9 +91,10 @@ def test_seams_fall_in_pauses_and_every_frame_is_kept_once(tmp_path):
 
     config = WindowConfig(window_seconds=20.0, search_seconds=8.0, context_seconds=2.0)
     with LongAudioFile(tmp_path / "long.wav") as audio:
-        joined = windowed_log_probs(audio, model, BLANK, FRAME, config)
+        joined = windowed_log_probs(audio, model, BLANK, FRAME, config, frames_per_step)
     assert torch.equal((-100.0 - joined[:, 1]).round(), torch.arange(total_frames, dtype=torch.float32))
     assert len(starts) > 4 and starts[0] == 0
+    assert all(start % frames_per_step == 0 for start in starts)  # windows start on the LSTM's step grid
     context = 50  # frames: each window after the first starts 2 s before its seam, which is in a pause
     assert all(any(begin < start + context < end for begin, end in pauses) for start in starts[1:])
 
