@@ -1,0 +1,83 @@
+"""WER of a decoded synthetic set broken down by how its audio was made: engine, speaking rate, noise, reverberation,
+telephone band.
+
+Reads an errors file written by the recipe's stage 8 (`exp/*/decode/SET-MODE.errors.txt`, one `ID  errors E/N`
+line per utterance) and the corpus's `metadata.jsonl` (written by `asr corpus synth`), and prints a table per
+condition: where a model trained on the synthetic corpus fails.
+
+    cd recipes/librispeech
+    python ../../tools/wer_by_condition.py --errors exp/base/decode/test-beam64-LM.errors.txt \
+        --metadata data/synthetic/metadata.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import defaultdict
+
+UTTERANCE_LINE = re.compile(r"^(\S+)\s+errors (\d+)/(\d+)$")
+
+
+def noise_band(entry: dict) -> str:
+    if not entry["noise"]:
+        return "none"
+    return "SNR under 10 dB" if entry["snr_db"] < 10 else "SNR 10-20 dB" if entry["snr_db"] < 20 else "SNR 20 dB +"
+
+
+CONDITIONS = {
+    "engine": lambda entry: entry["engine"],
+    "speaking rate": lambda entry: f"{entry['rate']:.2f}",
+    "noise": noise_band,
+    "reverberation": lambda entry: "yes" if entry["rt60"] > 0 else "no",
+    "telephone band": lambda entry: "yes" if entry["telephone"] else "no",
+}
+
+
+def read_errors(path: str) -> dict[str, tuple[int, int]]:
+    """Utterance id -> (word errors, reference words)."""
+    errors = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            match = UTTERANCE_LINE.match(line.strip())
+            if match:
+                errors[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+    if not errors:
+        raise SystemExit(f"{path}: no 'ID  errors E/N' lines; pass an errors file from the recipe's stage 8")
+    return errors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--errors", required=True, help="an errors file of the recipe's stage 8")
+    parser.add_argument("--metadata", required=True, help="the synthetic corpus's metadata.jsonl")
+    args = parser.parse_args()
+
+    errors = read_errors(args.errors)
+    metadata = {}
+    with open(args.metadata, encoding="utf-8") as handle:
+        for line in handle:
+            entry = json.loads(line)
+            if entry["id"] in errors:
+                metadata[entry["id"]] = entry
+    missing = len(errors) - len(metadata)
+    if len(metadata) == 0:
+        raise SystemExit(f"{args.metadata}: none of the utterances of {args.errors}; is it the same corpus?")
+    print(f"{len(metadata)} utterances of {args.errors}" + (f" ({missing} not in the metadata, left out)"
+                                                           if missing else ""))
+    for name, condition in CONDITIONS.items():
+        totals = defaultdict(lambda: [0, 0, 0])  # utterances, word errors, reference words
+        for utterance_id, entry in metadata.items():
+            total = totals[condition(entry)]
+            total[0] += 1
+            total[1] += errors[utterance_id][0]
+            total[2] += errors[utterance_id][1]
+        print(f"\n| {name} | utterances | WER % |\n| --- | ---: | ---: |")
+        for value, (count, word_errors, words) in sorted(totals.items()):
+            print(f"| {value} | {count} | {100 * word_errors / max(words, 1):.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
