@@ -286,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--exp-dir", required=True, help="experiment folder: config, checkpoints, logs, model")
     train.add_argument("--preset", default="small", help="tiny, small, base (the bundled default model), medium or large (default: small)")
     train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                       help="override one config value, e.g. --set train.epochs=5 (repeatable)")
+                       help="override one config value, e.g. --set train.epochs=5, or --set "
+                            "train.init_from=MODEL.pt to start from a trained model's weights (repeatable)")
     train.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: auto)")
     train.add_argument("--stop-after-steps", type=int, default=None,
                        help="stop with a checkpoint after this many steps in this run; rerun to continue")
