@@ -159,15 +159,20 @@ def pause_segments(log_probs: np.ndarray, blank: int, frame_seconds: float, min_
 
 def rerun_on_segments(audio: LongAudioFile, joined: torch.Tensor, segments: list[tuple[int, int]],
                       log_probs_of: Callable[[list[np.ndarray]], list[torch.Tensor]], frame_seconds: float,
-                      max_seconds: float, batch_size: int = 8) -> torch.Tensor:
+                      max_seconds: float, batch_size: int = 8, blank: int = 0,
+                      margin_seconds: float = 0.04) -> torch.Tensor:
     """`joined` with each segment no longer than `max_seconds` replaced by the model's outputs on that segment's
     audio alone (`log_probs_of`: a batch of 16 kHz waveforms -> their log-probs). A segment runs from pause to
     pause, so alone it is what the model was trained on: one sentence framed by silence, not a stretch of a window
-    in which sentences run on. The same sentence then also gets the same outputs wherever it falls in the file."""
+    in which sentences run on. The same sentence then also gets the same outputs wherever it falls in the file.
+    Each segment is read from `margin_seconds` before its first non-blank frame to as long after its last: the
+    synthetic training utterances have short silences around their speech, and with 0.4 s of silence added in
+    front the WER of the bundled model rose from 40 to 49% (greedy, 150 test utterances)."""
     return_large_blocks_to_the_system()
     refined = joined.clone()
-    short = sorted(((begin, end) for begin, end in segments if (end - begin) * frame_seconds <= max_seconds),
-                   key=lambda segment: segment[1] - segment[0])  # batches of similar lengths pad less
+    short = [speech_span(joined[begin:end].argmax(-1).numpy() != blank, begin, frame_seconds, margin_seconds)
+             for begin, end in segments if (end - begin) * frame_seconds <= max_seconds]
+    short = sorted(short, key=lambda segment: segment[1] - segment[0])  # batches of similar lengths pad less
     for first in range(0, len(short), batch_size):
         batch = short[first:first + batch_size]
         waveforms = [audio.read(begin * frame_seconds, (end - begin) * frame_seconds) for begin, end in batch]
@@ -175,6 +180,16 @@ def rerun_on_segments(audio: LongAudioFile, joined: torch.Tensor, segments: list
             frames = min(end - begin, len(log_probs))  # a frame more or less at the end, by rounding
             refined[begin:begin + frames] = log_probs[:frames]
     return refined
+
+
+def speech_span(spoken: np.ndarray, begin: int, frame_seconds: float, margin_seconds: float) -> tuple[int, int]:
+    """The [begin, end) frames of a segment from `margin_seconds` before its first spoken frame to as long after
+    its last (`spoken`: one bool a frame of the segment, which starts at frame `begin`)."""
+    frames = np.flatnonzero(spoken)
+    if len(frames) == 0:
+        return begin, begin + len(spoken)
+    margin = int(round(margin_seconds / frame_seconds))
+    return begin + max(0, int(frames[0]) - margin), begin + min(len(spoken), int(frames[-1]) + 1 + margin)
 
 
 @functools.cache

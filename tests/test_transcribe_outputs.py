@@ -12,7 +12,8 @@ import asr
 from asr.checkpoint import save_model
 from asr.cli import main
 from asr.features import FeatureConfig
-from asr.long_audio import LongAudioFile, WindowConfig, cut_frame, rerun_on_segments, windowed_log_probs
+from asr.long_audio import (LongAudioFile, WindowConfig, cut_frame, rerun_on_segments, speech_span,
+                             windowed_log_probs)
 from asr.model import BiLstmCtc, ModelConfig
 from asr.subtitles import cues, to_srt, to_webvtt
 from asr.text import Vocabulary
@@ -117,6 +118,14 @@ def test_segments_between_pauses_are_run_again_on_their_own(tmp_path):
     assert calls == [1, 1]
     assert (refined[:200] == 0).all() and (refined[900:] == 900).all()
     assert (refined[200:900] == -1).all()  # too long to run alone: the windowed outputs stay
+
+
+def test_a_segment_is_rerun_on_its_speech_and_a_short_margin():
+    spoken = np.zeros(100, dtype=bool)
+    spoken[[30, 41, 60]] = True
+    assert speech_span(spoken, 500, frame_seconds=0.02, margin_seconds=0.1) == (525, 566)  # 5 frames each side
+    assert speech_span(spoken, 500, frame_seconds=0.02, margin_seconds=2.0) == (500, 600)  # never past the segment
+    assert speech_span(np.zeros(10, dtype=bool), 7, 0.02, 0.1) == (7, 17)  # no speech: the whole segment
 
 
 def test_long_audio_file_reads_any_rate_and_channels(tmp_path):
