@@ -167,7 +167,8 @@ def rerun_on_segments(audio: LongAudioFile, joined: torch.Tensor, segments: list
     in which sentences run on. The same sentence then also gets the same outputs wherever it falls in the file.
     Each segment is read from `margin_seconds` before its first non-blank frame to as long after its last: the
     synthetic training utterances have short silences around their speech, and with 0.4 s of silence added in
-    front the WER of the bundled model rose from 40 to 49% (greedy, 150 test utterances)."""
+    front the WER of the bundled model rose from 40 to 49% (greedy, 150 test utterances: tools/bench_frame_phase.py
+    --shifts-ms 0 400)."""
     return_large_blocks_to_the_system()
     refined = joined.clone()
     short = [speech_span(joined[begin:end].argmax(-1).numpy() != blank, begin, frame_seconds, margin_seconds)
