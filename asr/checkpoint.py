@@ -142,9 +142,9 @@ def initialize_from(model: BiLstmCtc, source: ModelFile, feature_config: Feature
                               "model trained with the same feature settings")
     copies = model.config.outputs_per_step // source.model.config.outputs_per_step
     state = dict(source.model.state_dict())
-    for name in ("output.weight", "output.bias"):
-        if copies > 1 and name in state:
-            state[name] = state[name].repeat(copies, *([1] * (state[name].dim() - 1)))  # (copies * vocab, ...)
+    if copies > 1:
+        state["output.weight"] = state["output.weight"].repeat(copies, 1)  # (copies * vocab, 2 * hidden)
+        state["output.bias"] = state["output.bias"].repeat(copies)  # (copies * vocab,)
     wanted = model.state_dict()
     if state.keys() != wanted.keys() or any(state[k].shape != wanted[k].shape for k in wanted):
         raise CheckpointError(f"{source_path}: its model ({source.model.config}) does not match this run's "

@@ -9,7 +9,8 @@
 2. The joined outputs are split at pauses (`pause_segments`), and each stretch between pauses short enough is run
    through the model again on its own, as the model was trained: one sentence framed by silence.
 
-Memory holds a window (or a batch of stretches) of audio plus the log-probs (29 floats per 40 ms, 10 MB an hour).
+Memory holds a window (or a batch of stretches) of audio plus the log-probs (29 floats per output frame: 10 MB an
+hour at 40 ms frames, 20 MB at 20 ms).
 """
 
 from __future__ import annotations
@@ -157,10 +158,9 @@ def pause_segments(log_probs: np.ndarray, blank: int, frame_seconds: float, min_
     return segments
 
 
-def rerun_on_segments(audio: LongAudioFile, joined: torch.Tensor, segments: list[tuple[int, int]],
+def rerun_on_segments(audio: LongAudioFile, joined: torch.Tensor, segments: list[tuple[int, int]], blank: int,
                       log_probs_of: Callable[[list[np.ndarray]], list[torch.Tensor]], frame_seconds: float,
-                      max_seconds: float, batch_size: int = 8, blank: int = 0,
-                      margin_seconds: float = 0.04) -> torch.Tensor:
+                      max_seconds: float, batch_size: int = 8, margin_seconds: float = 0.04) -> torch.Tensor:
     """`joined` with each segment no longer than `max_seconds` replaced by the model's outputs on that segment's
     audio alone (`log_probs_of`: a batch of 16 kHz waveforms -> their log-probs). A segment runs from pause to
     pause, so alone it is what the model was trained on: one sentence framed by silence, not a stretch of a window

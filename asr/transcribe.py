@@ -170,8 +170,8 @@ class Recognizer:
             joined = windowed_log_probs(audio, lambda samples: self.log_probs([samples])[0], self.vocabulary.blank,
                                         self.frame_seconds, self.window, self.model.config.outputs_per_step)
             segments = pause_segments(joined.numpy(), self.vocabulary.blank, self.frame_seconds)
-            joined = rerun_on_segments(audio, joined, segments, self.log_probs, self.frame_seconds,
-                                       self.window.window_seconds, blank=self.vocabulary.blank)
+            joined = rerun_on_segments(audio, joined, segments, self.vocabulary.blank, self.log_probs,
+                                       self.frame_seconds, self.window.window_seconds)
             duration = audio.seconds
         pieces = self.hypotheses([joined[begin:end] for begin, end in segments], beam_size)
         tokens, times, score = [], [], 0.0

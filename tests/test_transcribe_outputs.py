@@ -114,7 +114,8 @@ def test_segments_between_pauses_are_run_again_on_their_own(tmp_path):
 
     segments = [(0, 200), (200, 900), (900, 1000)]  # the middle one, 28 s, is longer than a window
     with LongAudioFile(tmp_path / "long.wav") as audio:
-        refined = rerun_on_segments(audio, joined, segments, model, FRAME, max_seconds=20.0, batch_size=1)
+        refined = rerun_on_segments(audio, joined, segments, BLANK, model, FRAME, max_seconds=20.0,
+                                    batch_size=1)
     assert calls == [1, 1]
     assert (refined[:200] == 0).all() and (refined[900:] == 900).all()
     assert (refined[200:900] == -1).all()  # too long to run alone: the windowed outputs stay
