@@ -1,5 +1,5 @@
 """Recording conditions for synthetic speech: speed, noise at a signal-to-noise ratio, reverberation, telephone
-band, gain. Each function takes and returns 16 kHz float32 samples and draws randomness only from the generator
+band, gain, background before and after the speech. Each function takes and returns 16 kHz float32 samples and draws randomness only from the generator
 it is given, so a corpus is reproducible from its seed.
 """
 
@@ -67,3 +67,15 @@ def apply_gain(samples: np.ndarray, gain_db: float) -> tuple[np.ndarray, float]:
     peak = float(np.abs(samples).max()) + 1e-12
     gain_db = min(gain_db, 20 * np.log10(0.98 / peak))
     return (samples * 10 ** (gain_db / 20)).astype(np.float32), round(float(gain_db), 2)
+
+
+def pad_with_background(samples: np.ndarray, before_seconds: float, after_seconds: float,
+                        rng: np.random.Generator) -> np.ndarray:
+    """Add `before_seconds` and `after_seconds` of the recording's own background around it: Gaussian noise at the
+    level of its quietest 20 ms, so the added stretch has no edge of digital silence for a model to key on."""
+    frame = SAMPLE_RATE // 50
+    whole_frames = len(samples) // frame * frame
+    level = float(np.sqrt((samples[:whole_frames].reshape(-1, frame) ** 2).mean(axis=1).min())) if whole_frames else 0.0
+    before, after = int(before_seconds * SAMPLE_RATE), int(after_seconds * SAMPLE_RATE)
+    background = (rng.standard_normal(before + after) * level).astype(np.float32)
+    return np.concatenate([background[:before], samples.astype(np.float32), background[before:]])

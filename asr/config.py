@@ -27,6 +27,9 @@ class TrainConfig:
     grad_clip: float = 5.0  # max gradient norm
     spec_augment: bool = True
     speed_perturbation: bool = False  # play each utterance at 0.9, 1.0 or 1.1 times its speed (Ko et al., 2015)
+    # Up to this many seconds of the recording's background added before and after each utterance, so the model
+    # does not learn where in a file speech starts (every synthetic utterance starts after the same short pause).
+    pad_seconds: float = 0.0
     sortagrad: bool = True  # first epoch shortest utterances first
     seed: int = 0
     precision: str = "auto"  # fp32, bf16 or fp16; auto = bf16 on a GPU, fp32 on the CPU

@@ -120,19 +120,30 @@ def perturb_speed(samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return change_speed(samples, float(rng.choice(SPEED_FACTORS)))
 
 
+def pad_at_random(samples: np.ndarray, max_seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Training augmentation: background of up to `max_seconds` (uniform) before and after the speech. Synthetic
+    utterances all start after the same short pause; without this, a model learns to expect speech there."""
+    from asr.augment import pad_with_background
+
+    before, after = rng.uniform(0.0, max_seconds, size=2)
+    return pad_with_background(samples, before, after, rng)
+
+
 class UtteranceDataset(torch.utils.data.Dataset):
     """Reads audio and computes log-mel features; an unreadable file yields None (logged and skipped by collate).
 
-    With `speed_seed` set, each utterance is speed-perturbed by a factor drawn from (speed_seed, epoch, index), so
-    an epoch is reproducible; set `epoch` before each epoch's loader is made.
+    Augmentation draws from (augment_seed, epoch, index), so an epoch is reproducible; set `epoch` before each
+    epoch's loader is made. `speed_perturbation`: see `perturb_speed`; `pad_seconds`: see `pad_at_random`.
     """
 
     def __init__(self, utterances: Sequence[Utterance], vocabulary: Vocabulary, feature_config: FeatureConfig,
-                 speed_seed: int | None = None):
+                 augment_seed: int = 0, speed_perturbation: bool = False, pad_seconds: float = 0.0):
         self.utterances = list(utterances)
         self.vocabulary = vocabulary
         self.feature_config = feature_config
-        self.speed_seed = speed_seed
+        self.augment_seed = augment_seed
+        self.speed_perturbation = speed_perturbation
+        self.pad_seconds = pad_seconds
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -146,8 +157,11 @@ class UtteranceDataset(torch.utils.data.Dataset):
         except (AsrError, ValueError) as error:
             log.warning("skipping utterance %s: %s", utterance.id, error)
             return None
-        if self.speed_seed is not None:
-            samples = perturb_speed(samples, np.random.default_rng([self.speed_seed, self.epoch, index]))
+        rng = np.random.default_rng([self.augment_seed, self.epoch, index])
+        if self.speed_perturbation:
+            samples = perturb_speed(samples, rng)
+        if self.pad_seconds > 0:
+            samples = pad_at_random(samples, self.pad_seconds, rng)
         return Example(log_mel(samples, self.feature_config), torch.tensor(labels, dtype=torch.long), index)
 
 

@@ -25,7 +25,7 @@ import soundfile
 import torch
 
 from asr.audio import SAMPLE_RATE, load_audio
-from asr.data import Batch, Example, Utterance, collate, perturb_speed
+from asr.data import Batch, Example, Utterance, collate, pad_at_random, perturb_speed
 from asr.errors import AsrError, ManifestError
 from asr.features import FeatureConfig, log_mel
 from asr.model import ModelConfig, fits_ctc
@@ -104,6 +104,7 @@ class StreamConfig:
     length_pool: int = 250  # utterances sorted together before batching, so shuffled batches pad little
     model: ModelConfig = ModelConfig(subsampling=1)  # the model's frame rate drops utterances too short for their text
     speed_perturbation: bool = False
+    pad_seconds: float = 0.0  # see `asr.data.pad_at_random`
 
 
 def shards_for(index: dict, config: StreamConfig) -> list[str]:
@@ -135,23 +136,25 @@ class ShardStream(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.config.seed, self.config.epoch, self.config.rank, worker_id])
         samples = wds.WebDataset(files, shardshuffle=False, nodesplitter=_all, workersplitter=_all,
                                  empty_check=False)
-        speed_rng = rng if self.config.speed_perturbation else None
-        examples = (self._example(sample, speed_rng) for sample in samples)
+        examples = (self._example(sample, rng) for sample in samples)
         if self.config.sorted_epoch:
             yield from _frame_bounded_batches(examples, self.config.max_batch_frames)
             return
         examples = _shuffled(examples, self.config.shuffle_buffer, rng)
         yield from _length_pooled_batches(examples, self.config.max_batch_frames, self.config.length_pool, rng)
 
-    def _example(self, sample: dict, speed_rng: np.random.Generator | None = None) -> Example | None:
+    def _example(self, sample: dict, rng: np.random.Generator | None = None) -> Example | None:
+        """The sample's features and labels, augmented as configured with `rng` (None: as recorded)."""
         try:
             samples, rate = soundfile.read(io.BytesIO(sample["flac"]), dtype="float32")
             labels = self.vocabulary.encode(sample["txt"].decode())
         except Exception as error:  # a damaged sample is skipped like unreadable audio in a manifest
             log.warning("skipping sample %s: %s", sample.get("__key__"), error)
             return None
-        if speed_rng is not None:
-            samples = perturb_speed(samples, speed_rng)
+        if rng is not None and self.config.speed_perturbation:
+            samples = perturb_speed(samples, rng)
+        if rng is not None and self.config.pad_seconds > 0:
+            samples = pad_at_random(samples, self.config.pad_seconds, rng)
         features = log_mel(samples, self.feature_config)
         if not fits_ctc(features.shape[0], labels, self.config.model):
             return None  # too short for its transcript: CTC has no alignment for it

@@ -167,8 +167,8 @@ class TrainingData:
         generator = torch.Generator().manual_seed(train.seed + epoch)  # so the loader draws no global randomness
         if self.index is None:
             mine = self._manifest_batches(epoch)[self.rank::self.world_size]
-            dataset = UtteranceDataset(self.utterances, self.vocabulary, self.config.features,
-                                       speed_seed=train.seed if train.speed_perturbation else None)
+            dataset = UtteranceDataset(self.utterances, self.vocabulary, self.config.features, augment_seed=train.seed,
+                                       speed_perturbation=train.speed_perturbation, pad_seconds=train.pad_seconds)
             dataset.epoch = epoch
             return torch.utils.data.DataLoader(dataset, batch_sampler=mine[skip:], collate_fn=collate,
                                                num_workers=train.num_workers, generator=generator,
@@ -177,7 +177,7 @@ class TrainingData:
         stream = ShardStream(self.index, StreamConfig(
             max_batch_frames=train.max_batch_frames, seed=train.seed, epoch=epoch,
             sorted_epoch=train.sortagrad and epoch == 0, rank=self.rank, world_size=self.world_size,
-            model=self.config.model, speed_perturbation=train.speed_perturbation),
+            model=self.config.model, speed_perturbation=train.speed_perturbation, pad_seconds=train.pad_seconds),
             self.vocabulary, self.config.features)
         loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=train.num_workers,
                                              generator=generator, pin_memory=torch.cuda.is_available(),

@@ -1,17 +1,21 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
+from asr.augment import pad_with_background
 from asr.checkpoint import load_model_file
 from asr.config import apply_overrides, preset
-from asr.data import frame_budget_batches, read_manifest
+from asr.data import UtteranceDataset, frame_budget_batches, read_manifest
 from asr.errors import ConfigError, ManifestError
+from asr.text import Vocabulary
 from asr.train import TrainingStopped, train
 
-# Dropout, SpecAugment and speed perturbation on, so the random state has to be restored for an exact resume.
+# Dropout, SpecAugment, speed perturbation and padding on, so the random state has to be restored for an exact
+# resume.
 OVERRIDES = ["train.epochs=3", "train.max_batch_frames=160", "train.spec_augment=true", "model.dropout=0.2",
-             "train.speed_perturbation=true",
+             "train.speed_perturbation=true", "train.pad_seconds=0.2",
              "model.hidden_size=16", "train.warmup_steps=2", "spec_augment.freq_width=5"]
 
 
@@ -89,6 +93,32 @@ def test_unreadable_audio_is_skipped_not_fatal(noise_manifest, tmp_path):
     (noise_manifest.parent / "n2.wav").write_text("corrupt")
     config = apply_overrides(preset("tiny"), OVERRIDES + ["train.epochs=1"])
     assert train(config, noise_manifest, tmp_path / "exp", show_progress=False).exists()
+
+
+def test_padding_adds_the_recordings_own_background_around_it():
+    rng = np.random.default_rng(0)
+    quiet = 0.01 * rng.standard_normal(1600)  # 0.1 s of background before a tone
+    speech = np.concatenate([quiet, 0.5 * np.sin(np.arange(16000) / 5.0)]).astype(np.float32)
+    padded = pad_with_background(speech, 0.25, 0.5, rng)
+    assert len(padded) == 4000 + len(speech) + 8000
+    np.testing.assert_array_equal(padded[4000:4000 + len(speech)], speech)
+    added = np.concatenate([padded[:4000], padded[-8000:]])
+    assert 0.5 < added.std() / quiet.std() < 1.5  # at the level of the quiet stretch, far below the tone
+
+
+def test_padded_utterances_vary_by_epoch_and_repeat_within_one(noise_manifest):
+    utterances = read_manifest(noise_manifest)
+    config = preset("tiny").features
+
+    def frames(pad_seconds, epoch):
+        dataset = UtteranceDataset(utterances, Vocabulary(), config, augment_seed=0, pad_seconds=pad_seconds)
+        dataset.epoch = epoch
+        return [dataset[i].features.shape[0] for i in range(len(dataset))]
+
+    plain = frames(0.0, 0)
+    assert all(p > n for p, n in zip(frames(0.3, 0), plain))  # two draws of up to 0.3 s: never both zero
+    assert frames(0.3, 0) == frames(0.3, 0) != frames(0.3, 1)
+    assert max(p - n for p, n in zip(frames(0.3, 0), plain)) <= 61  # at most 0.6 s at 100 frames a second
 
 
 def test_frame_budget_batches():
