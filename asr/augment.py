@@ -1,6 +1,6 @@
 """Recording conditions for synthetic speech: speed, noise at a signal-to-noise ratio, reverberation, telephone
-band, gain, background before and after the speech. Each function takes and returns 16 kHz float32 samples and draws randomness only from the generator
-it is given, so a corpus is reproducible from its seed.
+band, gain, background before and after the speech. Each function takes and returns 16 kHz float32 samples and
+draws randomness only from the generator it is given, so a corpus is reproducible from its seed.
 """
 
 from __future__ import annotations
