@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--threads", type=int, help="CPU threads for the model and the decoder (default: all)")
     transcribe.add_argument("--no-progress", action="store_true", help="no progress bar")
     transcribe.add_argument("--beam-size", type=int, default=None,
-                            help="CTC prefix beam search with this many beams; 1 = greedy (default: the model's; 32 with an LM)")
+                            help="CTC prefix beam search with this many beams; 1 = greedy (default: with an LM, "
+                                 "the beam it was tuned at, 256 for the bundled model, or 32; without, the model's)")
     transcribe.add_argument("--format", choices=("text", "json", "srt", "vtt"), default="text",
                             help="text: the transcript; json: words with start/end seconds and confidences; "
                                  "srt / vtt: subtitles (SubRip / WebVTT)")
@@ -284,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="JSONL manifest of the training utterances, or a folder of WebDataset shards")
     train.add_argument("--valid-manifest", help="JSONL manifest scored (greedy WER/CER) after each epoch")
     train.add_argument("--exp-dir", required=True, help="experiment folder: config, checkpoints, logs, model")
-    train.add_argument("--preset", default="small", help="tiny, small, base (the bundled default model), medium or large (default: small)")
+    train.add_argument("--preset", default="small",
+                       help="tiny, small, base (the bundled default model), medium or large (default: small)")
     train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                        help="override one config value, e.g. --set train.epochs=5, or --set "
                             "train.init_from=MODEL.pt to start from a trained model's weights (repeatable)")

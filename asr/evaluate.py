@@ -85,7 +85,8 @@ def score_outputs(recognizer: Recognizer, outputs: ModelOutputs, beam_size: int,
         found = decoder.decode_batch([lp.numpy() for lp in all_log_probs])
         texts = [recognizer.vocabulary.decode(h[0].tokens) if h else "" for h in found]
     else:
-        texts = [recognizer.vocabulary.decode(h.tokens) for h in recognizer.hypotheses(all_log_probs, beam_size, use_lm)]
+        found = recognizer.hypotheses(all_log_probs, beam_size, use_lm)
+        texts = [recognizer.vocabulary.decode(h.tokens) for h in found]
     by_id = dict(zip(ids, texts))
     references = [u.text for u in outputs.utterances]
     hyps = [by_id.get(u.id, "") for u in outputs.utterances]  # unreadable audio scores as all deleted

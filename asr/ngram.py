@@ -125,7 +125,8 @@ def _count(stream: np.ndarray, sentence_of_position: np.ndarray, order: int, voc
     """Tables of every order 1..`order`, with raw and Kneser-Ney adjusted counts."""
     tables: list[NgramTable] = []
     unigram_count = np.bincount(stream, minlength=vocab)
-    row_at = stream.copy()  # row_at[i]: the row of the (k-1)-gram starting at position i, or -1 if it leaves its sentence
+    # row_at[i]: the row of the (k-1)-gram starting at position i, or -1 if it leaves its sentence
+    row_at = stream.copy()
     tables.append(NgramTable(context=np.zeros(vocab, np.int64), word=np.arange(vocab), suffix=np.zeros(vocab, np.int64),
                              count=unigram_count, adjusted=unigram_count.copy()))
     for k in range(2, order + 1):
@@ -161,15 +162,16 @@ def _discounts(adjusted: np.ndarray, fallback: Sequence[float] | None) -> tuple[
         discounts = None
     if discounts is None or not all(0 < d < c for d, c in zip(discounts, (1, 2, 3))):
         if fallback is None:
-            raise AsrError(f"too little text to estimate Kneser-Ney discounts (counts of counts {n1}, {n2}, {n3}, {n4}); "
-                           "use more text or --discount-fallback")
+            raise AsrError("too little text to estimate Kneser-Ney discounts (counts of counts "
+                           f"{n1}, {n2}, {n3}, {n4}); use more text or --discount-fallback")
         log.warning("counts of counts %d, %d, %d, %d cannot give Kneser-Ney discounts; using %s", n1, n2, n3, n4,
                     " ".join(map(str, fallback)))
         return tuple(float(d) for d in fallback)
     return discounts
 
 
-def _estimate(tables: list[NgramTable], vocab: int, fallback: Sequence[float] | None) -> list[tuple[float, float, float]]:
+def _estimate(tables: list[NgramTable], vocab: int,
+              fallback: Sequence[float] | None) -> list[tuple[float, float, float]]:
     """Interpolated probabilities of every n-gram, and each context's backoff weight."""
     used_discounts = []
     lower_prob = None

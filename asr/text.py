@@ -47,7 +47,8 @@ class Vocabulary:
         try:
             return [self._index[char] for char in text]
         except KeyError as error:
-            raise ValueError(f"character {error.args[0]!r} is not in the vocabulary; normalise the text first") from None
+            raise ValueError(f"character {error.args[0]!r} is not in the vocabulary; "
+                             "normalise the text first") from None
 
     def decode(self, indices) -> str:
         """Text of label indices (blanks dropped; no CTC collapsing, which is the decoder's job)."""
