@@ -129,11 +129,21 @@ def pad_at_random(samples: np.ndarray, max_seconds: float, rng: np.random.Genera
     return pad_with_background(samples, before, after, rng)
 
 
+def augment_for_training(samples: np.ndarray, rng: np.random.Generator, speed_perturbation: bool,
+                         pad_seconds: float) -> np.ndarray:
+    """The audio augmentations of `TrainConfig`, in one fixed order, so manifests and shards draw alike."""
+    if speed_perturbation:
+        samples = perturb_speed(samples, rng)
+    if pad_seconds > 0:
+        samples = pad_at_random(samples, pad_seconds, rng)
+    return samples
+
+
 class UtteranceDataset(torch.utils.data.Dataset):
     """Reads audio and computes log-mel features; an unreadable file yields None (logged and skipped by collate).
 
     Augmentation draws from (augment_seed, epoch, index), so an epoch is reproducible; set `epoch` before each
-    epoch's loader is made. `speed_perturbation`: see `perturb_speed`; `pad_seconds`: see `pad_at_random`.
+    epoch's loader is made. `speed_perturbation` and `pad_seconds`: see `augment_for_training`.
     """
 
     def __init__(self, utterances: Sequence[Utterance], vocabulary: Vocabulary, feature_config: FeatureConfig,
@@ -158,10 +168,7 @@ class UtteranceDataset(torch.utils.data.Dataset):
             log.warning("skipping utterance %s: %s", utterance.id, error)
             return None
         rng = np.random.default_rng([self.augment_seed, self.epoch, index])
-        if self.speed_perturbation:
-            samples = perturb_speed(samples, rng)
-        if self.pad_seconds > 0:
-            samples = pad_at_random(samples, self.pad_seconds, rng)
+        samples = augment_for_training(samples, rng, self.speed_perturbation, self.pad_seconds)
         return Example(log_mel(samples, self.feature_config), torch.tensor(labels, dtype=torch.long), index)
 
 

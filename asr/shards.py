@@ -25,7 +25,7 @@ import soundfile
 import torch
 
 from asr.audio import SAMPLE_RATE, load_audio
-from asr.data import Batch, Example, Utterance, collate, pad_at_random, perturb_speed
+from asr.data import Batch, Example, Utterance, augment_for_training, collate
 from asr.errors import AsrError, ManifestError
 from asr.features import FeatureConfig, log_mel
 from asr.model import ModelConfig, fits_ctc
@@ -104,7 +104,7 @@ class StreamConfig:
     length_pool: int = 250  # utterances sorted together before batching, so shuffled batches pad little
     model: ModelConfig = ModelConfig(subsampling=1)  # the model's frame rate drops utterances too short for their text
     speed_perturbation: bool = False
-    pad_seconds: float = 0.0  # see `asr.data.pad_at_random`
+    pad_seconds: float = 0.0  # see `asr.data.augment_for_training`
 
 
 def shards_for(index: dict, config: StreamConfig) -> list[str]:
@@ -151,10 +151,8 @@ class ShardStream(torch.utils.data.IterableDataset):
         except Exception as error:  # a damaged sample is skipped like unreadable audio in a manifest
             log.warning("skipping sample %s: %s", sample.get("__key__"), error)
             return None
-        if rng is not None and self.config.speed_perturbation:
-            samples = perturb_speed(samples, rng)
-        if rng is not None and self.config.pad_seconds > 0:
-            samples = pad_at_random(samples, self.config.pad_seconds, rng)
+        if rng is not None:
+            samples = augment_for_training(samples, rng, self.config.speed_perturbation, self.config.pad_seconds)
         features = log_mel(samples, self.feature_config)
         if not fits_ctc(features.shape[0], labels, self.config.model):
             return None  # too short for its transcript: CTC has no alignment for it
