@@ -44,6 +44,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(f"train.precision must be auto, fp32, bf16 or fp16, not {self.precision!r}")
+        if self.pad_seconds < 0:
+            raise ConfigError(f"train.pad_seconds must be 0 (off) or more, not {self.pad_seconds}")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ def test_overrides_are_typed():
 @pytest.mark.parametrize("override,message", [
     ("model.hidden=3", "unknown key"), ("optim.lr=1", "unknown section"), ("train.epochs=ten", "expected int"),
     ("train.spec_augment=maybe", "true or false"), ("epochs=3", "section.key=value"),
-    ("model.subsampling=3", "subsampling"),
+    ("model.subsampling=3", "subsampling"), ("train.pad_seconds=-0.5", "pad_seconds must be 0"),
 ])
 def test_bad_overrides_are_rejected(override, message):
     with pytest.raises(ConfigError, match=message):
