@@ -12,6 +12,7 @@ a resumed run can skip exactly the batches it had already trained on.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -40,17 +41,24 @@ def write_shards(utterances: Sequence[Utterance], out_dir: str | os.PathLike, ma
                  show_progress: bool = True) -> dict:
     """Write utterances (sorted by duration) as FLAC into tar shards of at most `max_shard_mb`; returns the index.
 
-    Unreadable audio is counted and skipped. Idempotent: an existing complete index is returned as is.
+    Unreadable audio is counted and skipped. Idempotent: an existing complete index written from the same
+    utterances is returned as is; one written from others (a corpus since grown, say) is replaced.
     """
     import webdataset as wds
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
     index_path = out_dir / INDEX_NAME
+    source = manifest_fingerprint(utterances)
     if index_path.exists():
-        return json.loads(index_path.read_text())
+        index = json.loads(index_path.read_text())
+        if index.get("source") == source:
+            return index
+        log.warning("%s: written from other utterances than these %d; writing the shards again", index_path,
+                    len(utterances))
+        index_path.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("shard-*.tar"):  # a run interrupted before the index was written
+    for stale in out_dir.glob("shard-*.tar"):  # from an interrupted run, or from other utterances
         stale.unlink()
     ordered = sorted(utterances, key=lambda u: u.duration)
     skipped = 0
@@ -76,11 +84,19 @@ def write_shards(utterances: Sequence[Utterance], out_dir: str | os.PathLike, ma
     shards = [{"file": name, "utterances": n, "seconds": round(seconds, 3)}
               for name, (n, seconds) in sorted(tally.items())]
     index = {"shards": shards, "utterances": sum(s["utterances"] for s in shards),
-             "hours": sum(s["seconds"] for s in shards) / 3600, "skipped": skipped}
+             "hours": sum(s["seconds"] for s in shards) / 3600, "skipped": skipped, "source": source}
     tmp = index_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(index, indent=1) + "\n")
     os.replace(tmp, index_path)
     return index
+
+
+def manifest_fingerprint(utterances: Sequence[Utterance]) -> str:
+    """A digest of the ids, audio paths and transcripts, in any order: what decides the shards' content."""
+    digest = hashlib.sha256()
+    for utterance in sorted(utterances, key=lambda u: u.id):
+        digest.update(f"{utterance.id}\t{utterance.audio}\t{utterance.text}\n".encode())
+    return digest.hexdigest()
 
 
 def read_index(shard_dir: str | os.PathLike) -> dict:

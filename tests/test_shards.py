@@ -37,6 +37,20 @@ def test_index_lists_every_utterance_in_duration_order(noise_manifest, shard_dir
     assert json.loads((shard_dir / "shards.json").read_text())["hours"] == pytest.approx(index["hours"])
 
 
+def test_shards_are_reused_for_the_same_manifest_and_rewritten_for_a_grown_one(noise_manifest, shard_dir):
+    utterances = read_manifest(noise_manifest)
+    written = {path.name: path.stat().st_mtime_ns for path in shard_dir.glob("shard-*.tar")}
+    again = write_shards(list(reversed(utterances)), shard_dir, max_shard_mb=0.03, show_progress=False)
+    assert again["utterances"] == 6
+    assert {path.name: path.stat().st_mtime_ns for path in shard_dir.glob("shard-*.tar")} == written
+
+    fewer = write_shards(utterances[:4], shard_dir, max_shard_mb=0.03, show_progress=False)  # then grown back
+    assert fewer["utterances"] == 4 and read_index(shard_dir)["utterances"] == 4
+    assert write_shards(utterances, shard_dir, max_shard_mb=0.03, show_progress=False)["utterances"] == 6
+    streamed = sorted(text for batch in stream_texts(shard_dir) for text in batch)
+    assert streamed == sorted(u.text for u in utterances)
+
+
 def test_ranks_and_workers_share_the_data_exactly_once(noise_manifest, shard_dir):
     expected = sorted(u.text for u in read_manifest(noise_manifest))
     seen = []
