@@ -103,3 +103,15 @@ def test_sentence_reading_counts_what_it_drops(tmp_path):
     sentences, counts = synth_corpus.read_sentences(path)
     assert sentences == ["HELLO WORLD THIS IS FINE", "THIS ONE IS ALREADY NORMAL"]
     assert counts["normalised"] == 1 and counts["dropped_length"] == 2 and counts["dropped_empty"] == 1
+
+
+def test_more_hours_keep_the_planned_utterances_and_add_after_them():
+    sentences = [f"{s} {normalize_text(str(n))}" for n in range(200) for s in SENTENCES[:10]]
+    hours = {"train": 0.05, "dev": 0.01, "test": 0.01}
+    smaller = synth_corpus.plan_corpus(sentences, hours, seed=5)
+    larger = synth_corpus.plan_corpus(sentences, {**hours, "train": 0.2}, seed=5)
+    for split in ("train", "dev", "test"):
+        before = [u for u in smaller if u.split == split]
+        after = [u for u in larger if u.split == split]
+        assert after[:len(before)] == before  # same ids, texts and conditions: existing files stay valid
+        assert len(after) > len(before) if split == "train" else after == before
