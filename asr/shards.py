@@ -51,11 +51,14 @@ def write_shards(utterances: Sequence[Utterance], out_dir: str | os.PathLike, ma
     index_path = out_dir / INDEX_NAME
     source = manifest_fingerprint(utterances)
     if index_path.exists():
-        index = json.loads(index_path.read_text())
-        if index.get("source") == source:
+        try:
+            index = json.loads(index_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            index = {}  # unreadable: the shards it lists cannot be trusted either
+        if isinstance(index, dict) and index.get("source") == source:
             return index
-        log.warning("%s: written from other utterances than these %d; writing the shards again", index_path,
-                    len(utterances))
+        log.warning("%s: unreadable, or written from other utterances than these %d; writing the shards again",
+                    index_path, len(utterances))
         index_path.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("shard-*.tar"):  # from an interrupted run, or from other utterances
@@ -103,7 +106,13 @@ def read_index(shard_dir: str | os.PathLike) -> dict:
     path = Path(shard_dir) / INDEX_NAME
     if not path.is_file():
         raise ManifestError(f"{path}: no shard index; write the shards first (recipe stage 3, or asr.shards)")
-    index = json.loads(path.read_text())
+    try:
+        index = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ManifestError(f"{path}: not a readable shard index ({error}); write the shards again (recipe stage 3: "
+                            "remove data/.done/stage3)") from None
+    if not isinstance(index, dict) or not isinstance(index.get("shards"), list):
+        raise ManifestError(f"{path}: no list of shards in it; write the shards again (recipe stage 3)")
     index["dir"] = str(Path(shard_dir))
     return index
 

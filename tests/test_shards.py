@@ -10,6 +10,7 @@ from asr.checkpoint import load_model_file
 from asr.data import read_manifest
 from asr.features import FeatureConfig
 from asr.data import Example
+from asr.errors import ManifestError
 from asr.shards import ShardStream, StreamConfig, _length_pooled_batches, read_index, write_shards
 from asr.text import Vocabulary
 from asr.train import TrainingStopped, train
@@ -49,6 +50,14 @@ def test_shards_are_reused_for_the_same_manifest_and_rewritten_for_a_grown_one(n
     assert write_shards(utterances, shard_dir, max_shard_mb=0.03, show_progress=False)["utterances"] == 6
     streamed = sorted(text for batch in stream_texts(shard_dir) for text in batch)
     assert streamed == sorted(u.text for u in utterances)
+
+
+def test_a_corrupt_index_is_written_again(noise_manifest, shard_dir):
+    (shard_dir / "shards.json").write_text('{"shards": [')
+    with pytest.raises(ManifestError, match="shards.json: not a readable shard index"):
+        read_index(shard_dir)
+    index = write_shards(read_manifest(noise_manifest), shard_dir, max_shard_mb=0.03, show_progress=False)
+    assert index["utterances"] == 6 and read_index(shard_dir)["utterances"] == 6
 
 
 def test_ranks_and_workers_share_the_data_exactly_once(noise_manifest, shard_dir):
