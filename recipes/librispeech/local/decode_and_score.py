@@ -24,6 +24,12 @@ def lm_summary(recognizer) -> str:
     return f"order {lm.order}, {len(lm.words):,} words, {lm.path.stat().st_size / 1e6:.1f} MB"
 
 
+def averaging_note(checkpoints: list[str]) -> str:
+    if len(checkpoints) > 1:
+        return f" Weights averaged over {', '.join(checkpoints)}."
+    return f" Weights of {checkpoints[0]}, not averaged." if checkpoints else ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
@@ -69,8 +75,7 @@ def main() -> int:
         f"{meta.get('epochs', '?')} epochs, {meta.get('steps', '?')} steps, "
         f"{meta.get('train_seconds', 0) / 3600:.2f} h of training time on {meta.get('device', '?')} "
         f"x {meta.get('processes', 1)} process(es); learning rate {config.get('train', {}).get('learning_rate')}."
-        + (f" Weights averaged over {', '.join(meta['averaged_checkpoints'])}." if "averaged_checkpoints" in meta
-           else "")
+        + averaging_note(meta.get("averaged_checkpoints", []))
         + (f" Training was stopped {meta['stopped_early']}." if "stopped_early" in meta else ""),
         f"Decoded on {platform.processor() or platform.machine()} ({os.cpu_count()} cores)."
         + (f" LM: `{os.path.normpath(lm_path)}` ({lm_summary(recognizer)}), weight {recognizer.lm_decoder.options.lm_weight}, "
