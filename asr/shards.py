@@ -52,13 +52,13 @@ def write_shards(utterances: Sequence[Utterance], out_dir: str | os.PathLike, ma
     source = manifest_fingerprint(utterances)
     if index_path.exists():
         try:
-            index = json.loads(index_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            index = {}  # unreadable: the shards it lists cannot be trusted either
-        if isinstance(index, dict) and index.get("source") == source:
-            return index
-        log.warning("%s: unreadable, or written from other utterances than these %d; writing the shards again",
-                    index_path, len(utterances))
+            index = read_index(out_dir)
+            if index.get("source") == source:
+                return index
+            log.warning("%s: written from other utterances than these %d; writing the shards again", index_path,
+                        len(utterances))
+        except ManifestError as error:  # unreadable: the shards it lists cannot be trusted either
+            log.warning("%s; writing the shards again", error)
         index_path.unlink()
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("shard-*.tar"):  # from an interrupted run, or from other utterances

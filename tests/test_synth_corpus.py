@@ -114,4 +114,7 @@ def test_more_hours_keep_the_planned_utterances_and_add_after_them():
         before = [u for u in smaller if u.split == split]
         after = [u for u in larger if u.split == split]
         assert after[:len(before)] == before  # same ids, texts and conditions: existing files stay valid
-        assert len(after) > len(before) if split == "train" else after == before
+        if split == "train":
+            assert len(after) > len(before)
+        else:
+            assert after == before
