@@ -91,6 +91,7 @@ def write_shards(utterances: Sequence[Utterance], out_dir: str | os.PathLike, ma
     tmp = index_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(index, indent=1) + "\n")
     os.replace(tmp, index_path)
+    index["dir"] = str(out_dir)  # as read_index gives it, so both paths return the same
     return index
 
 

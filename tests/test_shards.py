@@ -46,7 +46,7 @@ def test_shards_are_reused_for_the_same_manifest_and_rewritten_for_a_grown_one(n
     assert {path.name: path.stat().st_mtime_ns for path in shard_dir.glob("shard-*.tar")} == written
 
     fewer = write_shards(utterances[:4], shard_dir, max_shard_mb=0.03, show_progress=False)  # then grown back
-    assert fewer["utterances"] == 4 and read_index(shard_dir)["utterances"] == 4
+    assert fewer["utterances"] == 4 and fewer == read_index(shard_dir)  # a fresh index reads as a reused one
     assert write_shards(utterances, shard_dir, max_shard_mb=0.03, show_progress=False)["utterances"] == 6
     streamed = sorted(text for batch in stream_texts(shard_dir) for text in batch)
     assert streamed == sorted(u.text for u in utterances)
