@@ -101,7 +101,9 @@ def arpa_to_binary(arpa: str | os.PathLike, output: str | os.PathLike, quantize_
     words = arpa_vocabulary(arpa)
     program = build_binary_program()
     tmp = output.with_name(output.name + ".tmp")
-    command = [str(program), "-S", "20%"]
+    # -a 255: the most pointer compression KenLM offers. Lossless, and a quarter smaller for our pruned 4-gram
+    # (48 -> 37 MB), for lookups about half as fast, which beam search hardly notices next to the acoustic model.
+    command = [str(program), "-S", "20%", "-a", "255"]
     if quantize_bits:
         command += ["-q", str(quantize_bits), "-b", str(quantize_bits)]
     command += ["trie", str(arpa), str(tmp)]
