@@ -90,8 +90,8 @@ PRESETS: dict[str, ExperimentConfig] = {
                           num_workers=1),
     ),
     # The bundled default model (asr/models/README.md: trained 12 epochs, taken on to 17, then 10 more from those
-    # weights with model.outputs_per_step=2, then 8 more with train.pad_seconds=0.4, then 3 on 24.5 hours and 2 on
-    # 48.9 hours): about 10 minutes an epoch of 9.8 hours on two CPU cores, small enough for real-time
+    # weights with model.outputs_per_step=2, then 8 more with train.pad_seconds=0.4, then 3 on 24.5 hours, 2 on
+    # 48.9 and 1 on 97.8): about 10 minutes an epoch of 9.8 hours on two CPU cores, small enough for real-time
     # transcription on a laptop.
     "base": ExperimentConfig(
         model=ModelConfig(subsampling=4, conv_channels=32, hidden_size=256, num_layers=3, dropout=0.1),

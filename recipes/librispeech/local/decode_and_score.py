@@ -66,13 +66,14 @@ def main() -> int:
 
     size_mb = Path(args.model).stat().st_size / 1e6
     config = meta.get("config", {})
+    epochs = meta.get("epochs", "?")
     lines = [
         "# Results", "",
         f"Model `{args.model}`: {count_parameters(model_file.model):,} parameters ({size_mb:.1f} MB file), "
         f"{model_file.model.config.num_layers} BiLSTM layers of {model_file.model.config.hidden_size}, "
         f"subsampling {model_file.model.config.subsampling}.",
         f"Trained on {meta.get('train_hours', '?')} h for "
-        f"{meta.get('epochs', '?')} epochs, {meta.get('steps', '?')} steps, "
+        f"{epochs} epoch{'' if epochs == 1 else 's'}, {meta.get('steps', '?')} steps, "
         f"{meta.get('train_seconds', 0) / 3600:.2f} h of training time on {meta.get('device', '?')} "
         f"x {meta.get('processes', 1)} process(es); learning rate {config.get('train', {}).get('learning_rate')}."
         + averaging_note(meta.get("averaged_checkpoints", []))
