@@ -73,6 +73,9 @@ class DecoderOptions:
             raise AsrError(f"beam size must be at least 1, not {self.beam_size}")
         if self.beam_threshold <= 0:
             raise AsrError(f"beam threshold must be positive, not {self.beam_threshold}")
+        if self.unk_penalty > 0:
+            raise AsrError(f"the unknown-word penalty is added to a log-probability, so at most 0, not "
+                           f"{self.unk_penalty}")
 
 
 # ----------------------------------------------------------------------------------------------- lexicon trie
@@ -491,7 +494,10 @@ def _new_cache():
 class _SearchState:
     """One thread's working memory: the LM states met so far and the cache of their word scores."""
 
-    max_states = 500_000  # forget cached LM states past this many (bounded memory on long inputs)
+    # Forget cached LM states past this many, so memory stays bounded on long inputs. Each state costs about 1 kB
+    # with its cached word scores: at 500,000 the 60-minute benchmark peaked at 1.35 GB against 0.95 GB for 10
+    # minutes; at 100,000, 1.18 GB, with the same WER and speed.
+    max_states = 100_000
 
     def __init__(self, lm: LanguageModel):
         import kenlm

@@ -2,13 +2,19 @@
 
 import math
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 
+from asr.data import Utterance
 from asr.decode import beam_search
 from asr.errors import AsrError
+from asr.evaluate import ModelOutputs
 from asr.lm import LanguageModel
 from asr.lm_decoder import DecoderOptions, LmBeamSearchDecoder
+from asr.lm_tune import tune_weights
 from asr.ngram import build_arpa
 from asr.text import Vocabulary
 
@@ -131,6 +137,27 @@ def test_unknown_words_penalised_or_forbidden(lm):
     assert text_of(open_vocabulary.decode(log_probs)[0]) == "THE ZOG SAT"
     lexicon_only = open_vocabulary.with_options(lexicon_only=True)
     assert all(word in lm.words for word in text_of(lexicon_only.decode(log_probs)[0]).split())
+
+
+def test_a_positive_unknown_word_penalty_is_refused():
+    with pytest.raises(AsrError, match="at most 0"):
+        DecoderOptions(unk_penalty=1.0)
+
+
+def test_tuning_chooses_the_unknown_word_penalty_with_the_weights(lm):
+    # The acoustics prefer "ZAT", which the LM does not know, to "SAT": a mild penalty lets the misspelling through,
+    # a stiff one makes the search spell the known word. The grid is searched over both, and the stiff one wins.
+    log_probs = spell("THE CAT SAT", confusions={8: {"Z": 0.98, "S": 0.002}})
+    utterance = Utterance("u1", "u1.flac", len(log_probs) * 0.02, "THE CAT SAT")
+    outputs = ModelOutputs((utterance,), {"u1": torch.from_numpy(log_probs)}, {"u1": utterance.duration}, 0)
+    recognizer = SimpleNamespace(vocabulary=VOCAB, lm_decoder=LmBeamSearchDecoder(VOCAB, lm))
+    result = tune_weights(recognizer, outputs, lm_weights=(0.5,), word_bonuses=(0.0,), unk_penalties=(-0.5, -20.0),
+                          show_progress=False)
+    assert result.wer.shape == (2, 1, 1)
+    assert result.wer[0, 0, 0] == pytest.approx(1 / 3) and result.wer[1, 0, 0] == 0.0
+    assert result.best_unk_penalty == -20.0 and result.best_wer == 0.0
+    with pytest.raises(AsrError, match="at most 0"):
+        tune_weights(recognizer, outputs, (0.5,), (0.0,), unk_penalties=(5.0,), show_progress=False)
 
 
 def test_word_times_come_from_the_best_path(lm):

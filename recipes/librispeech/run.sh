@@ -8,7 +8,7 @@
 #   4 train     asr train on the shards; several GPUs or nodes through torchrun
 #   5 average   average the last N epoch checkpoints
 #   6 lm        a word 4-gram LM (modified Kneser-Ney) from book text, or a given ARPA, as a KenLM binary
-#   7 tune      LM weight and word bonus searched on the dev set, stored with the model (model_lm.pt)
+#   7 tune      LM weight, word bonus and unknown-word penalty searched on the dev set, stored with the model
 #   8 decode    greedy, beam search, and beam search with the LM on every evaluation set; RESULTS.md
 #   9 package   the tuned model in fp16 with its LM, in one folder (how asr/models/default.pt is made)
 #
@@ -50,6 +50,7 @@ lm_dir=""                           # default: $data_dir/lm
 package_dir=""                      # default: $exp_dir/package
 lm_weights="0.1 0.2 0.3 0.5 0.8"
 word_bonuses="-1 0 1 2 3"
+unk_penalties="-10 -20"
 lm_beam_size=32
 
 usage() { sed -n '2,13p' "$script" | sed 's/^# \{0,1\}//'; cat <<'USAGE'
@@ -69,7 +70,8 @@ options (defaults in brackets):
   --lm-order N / --lm-prune "COUNTS" / --lm-vocabulary-size N  [4 / "0 0 1 1" / all words]
   --lm-dir DIR                    where stage 6 writes the LM and stage 7 takes it from [data/lm]
   --package-dir DIR               where stage 9 writes the packaged model [exp_dir/package]
-  --lm-weights "W.." / --word-bonuses "B.." / --lm-beam-size N   tuning grid and beam [see run.sh / 32]
+  --lm-weights "W.." / --word-bonuses "B.." / --unk-penalties "P.." / --lm-beam-size N
+                                  tuning grid and beam [see run.sh / 32]
 USAGE
 }
 
@@ -107,6 +109,7 @@ while [ $# -gt 0 ]; do
     --package-dir) package_dir=$2; shift 2 ;;
     --lm-weights) lm_weights=$2; shift 2 ;;
     --word-bonuses) word_bonuses=$2; shift 2 ;;
+    --unk-penalties) unk_penalties=$2; shift 2 ;;
     --lm-beam-size) lm_beam_size=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -204,7 +207,7 @@ fi
 
 if run_stage 7 tune "$exp_dir"; then
   asr lm tune --model "$exp_dir/model_avg.pt" --lm "$lm" --manifest "$manifests/${eval_splits%% *}.jsonl" \
-    --lm-weights $lm_weights --word-bonuses $word_bonuses --beam-size "$lm_beam_size" \
+    --lm-weights $lm_weights --word-bonuses $word_bonuses --unk-penalties $unk_penalties --beam-size "$lm_beam_size" \
     --output "$exp_dir/model_lm.pt" --plot "$exp_dir/lm_tuning.png" --no-progress
   done_stage 7 "$exp_dir"
 fi

@@ -50,7 +50,8 @@ def main() -> int:
     if lm_path is not None:
         options = recognizer.lm_decoder.options
         modes.append((f"beam {options.beam_size} + LM", options.beam_size, True))
-        print(f"LM {lm_path}: weight {options.lm_weight}, word bonus {options.word_bonus}", flush=True)
+        print(f"LM {lm_path}: weight {options.lm_weight}, word bonus {options.word_bonus}, unknown-word penalty "
+              f"{options.unk_penalty}", flush=True)
     rows = []
     for item in args.sets:
         name, _, manifest = item.partition("=")
@@ -80,7 +81,8 @@ def main() -> int:
         + (f" Training was stopped {meta['stopped_early']}." if "stopped_early" in meta else ""),
         f"Decoded on {platform.processor() or platform.machine()} ({os.cpu_count()} cores)."
         + (f" LM: `{os.path.normpath(lm_path)}` ({lm_summary(recognizer)}), weight {recognizer.lm_decoder.options.lm_weight}, "
-           f"word bonus {recognizer.lm_decoder.options.word_bonus}, tuned on the first set."
+           f"word bonus {recognizer.lm_decoder.options.word_bonus}, unknown-word penalty "
+           f"{recognizer.lm_decoder.options.unk_penalty}, tuned on the first set."
            if lm_path is not None else ""), "",
         "| set | utterances | decoding | WER % | CER % | substitutions / deletions / insertions (words) |",
         "| --- | ---: | --- | ---: | ---: | --- |",
