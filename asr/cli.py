@@ -182,6 +182,8 @@ def _lm_build(args) -> int:
 
     if bool(args.text) == bool(args.arpa):
         raise AsrError("give --text (to train a model) or --arpa (to convert an existing one), not both or neither")
+    if args.add_words and not args.text:
+        raise AsrError("--add-words works when training from --text; an existing ARPA file keeps its vocabulary")
     arpa = args.arpa
     if args.text:
         if not args.output:
@@ -191,9 +193,11 @@ def _lm_build(args) -> int:
         sentences, counts = ngram.read_text(args.text, excluded)
         print(f"text: {len(sentences)} sentences of {counts['lines']} lines ({counts['normalised']} normalised, "
               f"{counts['excluded']} excluded as evaluation transcripts, {counts['empty']} empty)")
+        extra_words = ngram.read_word_list(args.add_words, args.add_words_min_count) if args.add_words else []
         summary = ngram.build_arpa(sentences, args.output, order=args.order, prune=args.prune or (),
                                    vocabulary_size=args.vocabulary_size,
-                                   discount_fallback=ngram.FALLBACK_DISCOUNTS if args.discount_fallback else None)
+                                   discount_fallback=ngram.FALLBACK_DISCOUNTS if args.discount_fallback else None,
+                                   extra_words=extra_words)
         print(f"{args.output}: order {summary.order}, {summary.words} words of text, vocabulary {summary.vocabulary}, "
               f"n-grams per order {', '.join(map(str, summary.ngrams))}; discounts per order "
               + "; ".join(" ".join(f"{d:.3f}" for d in ds) for ds in summary.discounts)
@@ -376,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
                           help="per order from unigrams up, drop n-grams seen at most COUNT times, e.g. 0 0 1 1 "
                                "(default: no pruning); the first must be 0")
     lm_build.add_argument("--vocabulary-size", type=int, help="keep the N most frequent words; others become <unk>")
+    lm_build.add_argument("--add-words", metavar="FILE",
+                          help="also put these words in the vocabulary, seen in the text or not (one a line, .txt or "
+                               ".txt.gz; a count may follow a tab), so beam search can spell them")
+    lm_build.add_argument("--add-words-min-count", type=int, default=0, metavar="N",
+                          help="with --add-words, only words whose count is at least N (default: all)")
     lm_build.add_argument("--exclude", nargs="+", metavar="MANIFEST",
                           help="drop text lines equal to a transcript of these manifests (keep test text out)")
     lm_build.add_argument("--discount-fallback", action="store_true",

@@ -7,7 +7,8 @@ query what we write without KenLM's compiled estimation tools:
   n-gram), except n-grams that start with <s>, which nothing can precede;
 * three discounts per order, D1, D2 and D3+, from that order's counts of counts;
 * every order is interpolated with the next lower one, and unigrams with the uniform distribution, which is also
-  the whole probability of <unk>.
+  the whole probability of <unk>, and of any word added to the vocabulary without being in the text
+  (`extra_words`: a speller may then write it, at about the probability of the rarest words seen).
 
 Counting is vectorised with numpy: each n-gram is a row number of its order's table, found as (row of its first
 n-1 words, last word), so no Python object is made per n-gram and 25 M words of text fit in a few GB.
@@ -96,9 +97,11 @@ def read_text(path: str | os.PathLike, exclude: Iterable[str] = ()) -> tuple[lis
     return sentences, counts
 
 
-def _encode(sentences: Sequence[str], vocabulary_size: int | None) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Word ids for the text: 0 <unk>, 1 <s>, 2 </s>, then words by falling frequency. Returns (words, stream,
-    sentence_of_position) where the stream is every sentence wrapped in <s> ... </s>, end to end."""
+def _encode(sentences: Sequence[str], vocabulary_size: int | None,
+            extra_words: Iterable[str] = ()) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Word ids for the text: 0 <unk>, 1 <s>, 2 </s>, then words by falling frequency, then `extra_words` not among
+    them (sorted). Returns (words, stream, sentence_of_position) where the stream is every sentence wrapped in
+    <s> ... </s>, end to end."""
     frequency: dict[str, int] = {}
     for sentence in sentences:
         for word in sentence.split():
@@ -106,7 +109,8 @@ def _encode(sentences: Sequence[str], vocabulary_size: int | None) -> tuple[list
     ranked = sorted(frequency, key=lambda w: (-frequency[w], w))
     if vocabulary_size is not None:
         ranked = ranked[:vocabulary_size]
-    words = [UNK, BOS, EOS] + ranked
+    known = set(ranked) | {UNK, BOS, EOS}
+    words = [UNK, BOS, EOS] + ranked + sorted(set(extra_words) - known)
     index = {word: i for i, word in enumerate(words)}
     ids = array("q")  # 8 bytes a word, where a list of ints would take about 36
     lengths = np.empty(len(sentences), dtype=np.int64)
@@ -280,12 +284,13 @@ def write_arpa(tables: list[NgramTable], words: list[str], path: str | os.PathLi
 
 def build_arpa(sentences: Sequence[str], output: str | os.PathLike, order: int = 4,
                prune: Sequence[int] = (), vocabulary_size: int | None = None,
-               discount_fallback: Sequence[float] | None = None) -> LmSummary:
+               discount_fallback: Sequence[float] | None = None, extra_words: Iterable[str] = ()) -> LmSummary:
     """Estimate an interpolated modified Kneser-Ney model of `order` from `sentences` and write it as ARPA.
 
     `prune[k]` (for orders k+1 = 2, 3, ...) drops n-grams seen at most that many times, as `lmplz --prune 0 0 1`
     does with its first value (unigrams) always 0. `vocabulary_size` keeps the most frequent words, the rest
-    become <unk>. `discount_fallback` is used where the text is too small to estimate a discount.
+    become <unk>. `discount_fallback` is used where the text is too small to estimate a discount. `extra_words`
+    join the vocabulary (as unigrams with no count) even if the text lacks them.
     """
     if not 1 <= order <= 6:
         raise AsrError(f"order must be between 1 and 6 (KenLM's limit), not {order}")
@@ -296,13 +301,43 @@ def build_arpa(sentences: Sequence[str], output: str | os.PathLike, order: int =
         raise AsrError(f"--prune thresholds must not fall with the order, got {prune}")
     if not sentences:
         raise AsrError("no text to train a language model on")
-    words, stream, sentence_of_position = _encode(sentences, vocabulary_size)
+    words, stream, sentence_of_position = _encode(sentences, vocabulary_size, extra_words)
     tables = _count(stream, sentence_of_position, order, len(words))
     discounts = _estimate(tables, len(words), discount_fallback)
     _prune(tables, prune)
     sizes = write_arpa(tables, words, output)
     return LmSummary(order=order, sentences=len(sentences), words=int(len(stream) - 2 * len(sentences)),
                      vocabulary=len(words), ngrams=sizes, discounts=tuple(discounts))
+
+
+def read_word_list(path: str | os.PathLike, min_count: int = 0) -> list[str]:
+    """Words of a (gzipped) list, one a line, normalised to the recogniser's alphabet. A line may carry a count after
+    a tab (as LibriSpeech's word-count lists do); with `min_count`, words counted fewer times are left out."""
+    path = Path(path)
+    if not path.is_file():
+        raise AsrError(f"{path}: no such word list; give a file with one word per line")
+    opener = gzip.open if path.suffix == ".gz" else open
+    words = []
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, 1):
+                fields = line.rstrip("\n").split("\t")
+                word = normalize_text(fields[0])
+                if not word:
+                    continue
+                if " " in word:
+                    raise AsrError(f"{path}, line {number}: {fields[0]!r} is not one word; give one word per line")
+                if min_count:
+                    try:
+                        if int(fields[1]) < min_count:
+                            continue
+                    except (IndexError, ValueError):
+                        raise AsrError(f"{path}, line {number}: no count after a tab, which a minimum count needs; "
+                                       "drop the minimum or add counts") from None
+                words.append(word)
+    except (OSError, EOFError, UnicodeError) as error:
+        raise AsrError(f"{path}: cannot read the word list ({error}); check the file is plain text or gzip") from None
+    return words
 
 
 def arpa_vocabulary(path: str | os.PathLike) -> list[str]:

@@ -7,7 +7,7 @@ import pytest
 
 from asr.errors import AsrError
 from asr.lm import LanguageModel
-from asr.ngram import _discounts, arpa_vocabulary, build_arpa, read_text
+from asr.ngram import _discounts, arpa_vocabulary, build_arpa, read_text, read_word_list
 
 
 def arpa_entries(path):
@@ -65,8 +65,6 @@ def test_bigram_probabilities_match_a_hand_computation(tmp_path):
 
 @pytest.mark.parametrize("order,prune", [(3, ()), (3, (0, 0, 1)), (4, (0, 1, 1, 2))])
 def test_every_distribution_sums_to_one(tmp_path, order, prune):
-    import kenlm
-
     rng = np.random.default_rng(order)
     words = ["THE", "CAT", "SAT", "ON", "A", "MAT", "DOG", "RAN"]
     sentences = [" ".join(rng.choice(words, size=rng.integers(2, 7), p=np.linspace(2, 1, 8) / 12))
@@ -78,14 +76,21 @@ def test_every_distribution_sums_to_one(tmp_path, order, prune):
         assert sum(summary.ngrams) < sum(unpruned.ngrams)
     model = LanguageModel(arpa).model
     for history in ([], ["THE"], ["CAT", "SAT"], ["ON", "A", "MAT"], ["RAN", "RAN"]):
-        state = kenlm.State()
-        model.BeginSentenceWrite(state)
-        for word in history:
-            following = kenlm.State()
-            model.BaseScore(state, word, following)
-            state = following
-        total = sum(10 ** model.BaseScore(state, w, kenlm.State()) for w in words + ["</s>", "<unk>"])
+        total = _probability_of_every_next_word(model, history, words + ["</s>", "<unk>"])
         assert total == pytest.approx(1.0, abs=1e-5), history
+
+
+def _probability_of_every_next_word(model, history: list[str], vocabulary: list[str]) -> float:
+    """The LM's probabilities of each word of `vocabulary` after <s> and `history`, summed."""
+    import kenlm
+
+    state = kenlm.State()
+    model.BeginSentenceWrite(state)
+    for word in history:
+        following = kenlm.State()
+        model.BaseScore(state, word, following)
+        state = following
+    return sum(10 ** model.BaseScore(state, word, kenlm.State()) for word in vocabulary)
 
 
 def test_exclusion_and_normalisation_of_the_text(tmp_path):
@@ -101,6 +106,37 @@ def test_vocabulary_size_maps_rare_words_to_unk(tmp_path):
     summary = build_arpa(["A A A B", "A C"], arpa, order=2, vocabulary_size=1, discount_fallback=(0.5, 1, 1.5))
     assert arpa_vocabulary(arpa) == ["<unk>", "<s>", "</s>", "A"]
     assert summary.vocabulary == 4
+
+
+def test_added_words_take_the_uniform_share_and_distributions_still_sum_to_one(tmp_path):
+    arpa = tmp_path / "lm.arpa"
+    summary = build_arpa(["A B", "A B", "B C"], arpa, order=2, discount_fallback=(0.5, 1.0, 1.5),
+                         extra_words=["ZED", "B", "YAK"])  # B is in the text already: not added twice
+    assert arpa_vocabulary(arpa) == ["<unk>", "<s>", "</s>", "B", "A", "C", "YAK", "ZED"]
+    assert summary.vocabulary == 8
+    entries = arpa_entries(arpa)
+    assert entries["ZED"][0] == entries["YAK"][0] == entries["<unk>"][0]  # no count: only the uniform share
+    assert entries["ZED"][0] < entries["C"][0]
+    model = LanguageModel(arpa).model
+    for history in ([], ["A"], ["ZED"]):
+        total = _probability_of_every_next_word(model, history, ["A", "B", "C", "YAK", "ZED", "</s>", "<unk>"])
+        assert total == pytest.approx(1.0, abs=1e-5), history
+
+
+def test_word_lists_are_normalised_and_filtered_by_count(tmp_path):
+    listed = tmp_path / "words.txt"
+    listed.write_text("zed\t3\nyak\t0\nit's\t1\n\n")
+    assert read_word_list(listed) == ["ZED", "YAK", "IT'S"]
+    assert read_word_list(listed, min_count=1) == ["ZED", "IT'S"]
+    uncounted = tmp_path / "plain.txt"
+    uncounted.write_text("zed\n")
+    with pytest.raises(AsrError, match="line 1: no count"):
+        read_word_list(uncounted, min_count=1)
+    uncounted.write_text("two words\n")
+    with pytest.raises(AsrError, match="not one word"):
+        read_word_list(uncounted)
+    with pytest.raises(AsrError, match="no such word list"):
+        read_word_list(tmp_path / "missing.txt")
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path):

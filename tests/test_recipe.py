@@ -28,13 +28,16 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
     (real / "audio").mkdir(parents=True)
     soundfile.write(real / "audio" / "r1.flac", 0.01 * np.random.default_rng(0).standard_normal(16000), 16000)
     (real / "transcripts.txt").write_text("r1 hello world\n")
+    word_counts = tmp_path / "words.count.txt"
+    word_counts.write_text("zebra\t2\nquokka\t0\n")
     data, exp = tmp_path / "data", tmp_path / "exp"
     command = ["bash", str(RECIPE), "--data-dir", str(data), "--exp-dir", str(exp), "--preset", "tiny",
                "--set", "train.epochs=3", "--set", "train.max_batch_frames=3000", "--synth-hours", "0.01",
                "--synth-eval-hours", "0.002", "--synth-jobs", "2", "--synth-text", str(text), "--shard-mb", "0.2",
                "--average-last", "2", "--beam-size", "2", "--device", "cpu", "--real-dev", str(tmp_path / "real-dev"),
                "--lm-text", str(text), "--lm-order", "3", "--lm-prune", "0 0 1", "--lm-weights", "0 0.5",
-               "--word-bonuses", "0 1", "--lm-beam-size", "4"]
+               "--word-bonuses", "0 1", "--unk-penalties", "-10 -20", "--lm-beam-size", "4",
+               "--lm-add-words", str(word_counts)]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -49,9 +52,12 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
     averaged = load_model_file(exp / "model_avg.pt")
     assert averaged.metadata["averaged_checkpoints"] == ["epoch-2.pt", "epoch-3.pt"]
     results = (exp / "RESULTS.md").read_text()
-    assert (data / "lm" / "lm.bin").exists() and (data / "lm" / "lm.bin.words").exists()
+    assert (data / "lm" / "lm.bin").exists()
+    lm_words = (data / "lm" / "lm.bin.words").read_text().split()
+    assert "ZEBRA" in lm_words and "QUOKKA" not in lm_words  # added from the list when counted at least once
     tuned = load_model_file(exp / "model_lm.pt")
     assert tuned.decoding["lm_weight"] in (0, 0.5) and tuned.decoding["lm_beam_size"] == 4
+    assert tuned.decoding["unk_penalty"] in (-10, -20)
     assert (exp / "lm_tuning.png").exists()
     for name in ["dev", "test", "dev-clean-text", "real-dev", "greedy", "beam 2", "beam 4 + LM"]:
         assert f"| {name} |" in results or f"| {name}" in results, name
