@@ -143,6 +143,13 @@ def _corpus_synth(args) -> int:
     dev_clean = synth_corpus.read_librispeech_transcripts(args.dev_clean_text) if args.dev_clean_hours else []
     plan = synth_corpus.plan_corpus(sentences, {"train": args.hours, "dev": args.dev_hours, "test": args.test_hours},
                                     args.seed, dev_clean, args.dev_clean_hours)
+    if args.skip_train_hours:
+        if args.skip_train_hours >= args.hours:
+            raise AsrError(f"--skip-train-hours {args.skip_train_hours} leaves nothing of --hours {args.hours}; "
+                           "give more --hours than you skip")
+        # The plan for fewer hours is a prefix of the plan for more, so its ids are exactly the utterances to skip.
+        skipped = {u.id for u in synth_corpus.plan_corpus(sentences, {"train": args.skip_train_hours}, args.seed)}
+        plan = [u for u in plan if u.id not in skipped]
     report = synth_corpus.write_corpus(args.root, plan, args.seed, jobs=args.jobs, show_progress=not args.no_progress)
     print(f"corpus {args.root}: {report.utterances} utterances, {report.hours:.3f} h in all; this run wrote "
           f"{report.written} ({report.hours_written:.3f} h) in {report.wall_seconds:.1f} s, real-time factor "
@@ -339,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--dev-clean-text", default=str(Path(_default_text()).with_name(
         "librispeech-dev-clean.trans.txt")), help="LibriSpeech dev-clean transcripts for --dev-clean-hours")
     synth.add_argument("--seed", type=int, default=0, help="decides voices, texts and conditions (default: 0)")
+    synth.add_argument("--skip-train-hours", type=float, default=0.0, metavar="H",
+                       help="leave out the train speech planned for the first H hours, e.g. to grow a corpus "
+                            "whose first part was trained on and deleted with only new sentences (default: 0)")
     synth.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
     synth.add_argument("--no-progress", action="store_true", help="no progress bar")
     synth.set_defaults(run=_corpus_synth)

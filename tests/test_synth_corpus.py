@@ -118,3 +118,20 @@ def test_more_hours_keep_the_planned_utterances_and_add_after_them():
             assert len(after) > len(before)
         else:
             assert after == before
+
+
+def test_skipping_train_hours_writes_only_the_utterances_planned_after_them(tmp_path, capsys):
+    from asr.cli import main
+
+    sentences = [f"{s} {normalize_text(str(n))}" for n in range(40) for s in SENTENCES[:10]]
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(sentences) + "\n")
+    common = ["corpus", "synth", "--root", str(tmp_path / "corpus"), "--text", str(text), "--dev-hours", "0",
+              "--test-hours", "0", "--seed", "2", "--jobs", "2", "--no-progress"]
+    assert main(common + ["--hours", "0.006", "--skip-train-hours", "0.003"]) == 0
+    first = {u.id for u in synth_corpus.plan_corpus(sentences, {"train": 0.003}, seed=2)}
+    everything = {u.id for u in synth_corpus.plan_corpus(sentences, {"train": 0.006}, seed=2)}
+    written = {p.stem for p in (tmp_path / "corpus" / "train").rglob("*.flac")}
+    assert first and written == everything - first
+    assert main(common + ["--hours", "0.003", "--skip-train-hours", "0.003"]) == 2  # nothing left to write
+    assert "give more --hours than you skip" in capsys.readouterr().err

@@ -30,6 +30,7 @@ eval_splits=""                      # default: dev test dev-clean-text / dev-cle
 synth_hours=10
 synth_eval_hours=1
 synth_jobs=""
+synth_skip_train_hours=0            # >0: leave out the train speech of the first H hours (grow with new sentences only)
 synth_text=""                       # default: ../shared/data/text/books_norm.txt.gz
 shard_mb=256
 nproc_per_node=1
@@ -69,6 +70,8 @@ options (defaults in brackets):
   --train-splits "A B" / --eval-splits "C D"
   --synth-hours H / --synth-eval-hours H / --synth-jobs N   size of the synthetic corpus [10 / 1 / all cores]
   --synth-text FILE               sentences to speak [../shared/data/text/books_norm.txt.gz]
+  --synth-skip-train-hours H      leave out the train speech planned for the first H hours, so a corpus grows
+                                  with new sentences only (its first part trained on and deleted) [0]
   --nproc-per-node N / --nnodes N / --node-rank R / --master-addr A / --master-port P   torchrun [1/1/0]
   --average-last N / --beam-size N / --device cpu|cuda|auto / --real-dev DIR
   --lm-text FILE / --lm-arpa FILE LM training text [../shared/data/text/books_norm.txt.gz] / existing ARPA
@@ -97,6 +100,7 @@ while [ $# -gt 0 ]; do
     --synth-eval-hours) synth_eval_hours=$2; shift 2 ;;
     --synth-jobs) synth_jobs=$2; shift 2 ;;
     --synth-text) synth_text=$2; shift 2 ;;
+    --synth-skip-train-hours) synth_skip_train_hours=$2; shift 2 ;;
     --shard-mb) shard_mb=$2; shift 2 ;;
     --nproc-per-node) nproc_per_node=$2; shift 2 ;;
     --nnodes) nnodes=$2; shift 2 ;;
@@ -153,7 +157,7 @@ if run_stage 0 data "$data_dir"; then
   else
     asr corpus synth --root "$corpus_root" --hours "$synth_hours" --dev-hours "$synth_eval_hours" \
       --test-hours "$synth_eval_hours" --dev-clean-hours "$synth_eval_hours" ${synth_jobs:+--jobs $synth_jobs} \
-      ${synth_text:+--text "$synth_text"} \
+      ${synth_text:+--text "$synth_text"} --skip-train-hours "$synth_skip_train_hours" \
       --no-progress
   fi
   done_stage 0 "$data_dir"
