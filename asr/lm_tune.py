@@ -20,7 +20,6 @@ import numpy as np
 from tqdm import tqdm
 
 from asr.checkpoint import load_model_file, save_model
-from asr.errors import AsrError
 from asr.evaluate import ModelOutputs, score_outputs
 from asr.transcribe import Recognizer
 
@@ -52,9 +51,8 @@ def tune_weights(recognizer: Recognizer, outputs: ModelOutputs, lm_weights: Sequ
     decoder = recognizer.lm_decoder
     if decoder is None:
         raise ValueError("tuning needs a Recognizer with a language model")
-    if any(penalty > 0 for penalty in unk_penalties):
-        raise AsrError(f"unknown-word penalties are added to a log-probability, so at most 0, not "
-                       f"{' '.join(map(str, unk_penalties))}")
+    for penalty in unk_penalties:  # DecoderOptions refuses a bad one: find out now, not after minutes of grid
+        decoder.with_options(unk_penalty=penalty)
     wer = np.zeros((len(unk_penalties), len(lm_weights), len(word_bonuses)))
     with tqdm(total=wer.size, desc="tuning", unit="setting", disable=not show_progress) as bar:
         for k, penalty in enumerate(unk_penalties):

@@ -102,12 +102,15 @@ class Recognizer:
         if lm is not None:
             lm = lm if isinstance(lm, LanguageModel) else LanguageModel(lm)
             defaults = DecoderOptions()
-            options = DecoderOptions(
-                beam_size=beam_size or int(decoding.get("lm_beam_size", DEFAULT_LM_BEAM)),
-                lm_weight=float(decoding.get("lm_weight", defaults.lm_weight) if lm_weight is None else lm_weight),
-                word_bonus=float(decoding.get("word_bonus", defaults.word_bonus) if word_bonus is None else word_bonus),
-                unk_penalty=float(decoding.get("unk_penalty", defaults.unk_penalty) if unk_penalty is None
-                                  else unk_penalty))
+
+            def chosen(name: str, given: float | None) -> float:
+                """The caller's value, else the one `asr lm tune` stored with the model, else the decoder's."""
+                return float(decoding.get(name, getattr(defaults, name)) if given is None else given)
+
+            options = DecoderOptions(beam_size=beam_size or int(decoding.get("lm_beam_size", DEFAULT_LM_BEAM)),
+                                     lm_weight=chosen("lm_weight", lm_weight),
+                                     word_bonus=chosen("word_bonus", word_bonus),
+                                     unk_penalty=chosen("unk_penalty", unk_penalty))
             self.lm_decoder = LmBeamSearchDecoder(self.vocabulary, lm, options)
             self.beam_size = options.beam_size
         else:
