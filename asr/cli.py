@@ -142,14 +142,7 @@ def _corpus_synth(args) -> int:
           f"{counts['dropped_length']} dropped for length, {counts['dropped_empty']} empty)")
     dev_clean = synth_corpus.read_librispeech_transcripts(args.dev_clean_text) if args.dev_clean_hours else []
     plan = synth_corpus.plan_corpus(sentences, {"train": args.hours, "dev": args.dev_hours, "test": args.test_hours},
-                                    args.seed, dev_clean, args.dev_clean_hours)
-    if args.skip_train_hours:
-        if args.skip_train_hours >= args.hours:
-            raise AsrError(f"--skip-train-hours {args.skip_train_hours} leaves nothing of --hours {args.hours}; "
-                           "give more --hours than you skip")
-        # The plan for fewer hours is a prefix of the plan for more, so its ids are exactly the utterances to skip.
-        skipped = {u.id for u in synth_corpus.plan_corpus(sentences, {"train": args.skip_train_hours}, args.seed)}
-        plan = [u for u in plan if u.id not in skipped]
+                                    args.seed, dev_clean, args.dev_clean_hours, args.skip_train_hours)
     report = synth_corpus.write_corpus(args.root, plan, args.seed, jobs=args.jobs, show_progress=not args.no_progress)
     print(f"corpus {args.root}: {report.utterances} utterances, {report.hours:.3f} h in all; this run wrote "
           f"{report.written} ({report.hours_written:.3f} h) in {report.wall_seconds:.1f} s, real-time factor "

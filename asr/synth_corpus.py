@@ -174,8 +174,20 @@ def draw_conditions(rng: np.random.Generator, clean: bool = False) -> Conditions
 
 
 def plan_corpus(sentences: Sequence[str], hours: dict[str, float], seed: int,
-                dev_clean: Sequence[tuple[str, str]] = (), dev_clean_hours: float = 0.0) -> list[PlannedUtterance]:
-    """Plan utterances until each split's estimated duration reaches its hours. Deterministic in `seed`."""
+                dev_clean: Sequence[tuple[str, str]] = (), dev_clean_hours: float = 0.0,
+                skip_train_hours: float = 0.0) -> list[PlannedUtterance]:
+    """Plan utterances until each split's estimated duration reaches its hours. Deterministic in `seed`.
+
+    `skip_train_hours` leaves out the train utterances planned for that many hours, so a corpus whose first part
+    was trained on and deleted can grow with new sentences only.
+    """
+    if skip_train_hours:
+        if not 0 < skip_train_hours < hours.get("train", 0.0):
+            raise AsrError(f"cannot skip {skip_train_hours} h of {hours.get('train', 0.0)} h of train speech; "
+                           "skip more than 0 h and fewer hours than the corpus has")
+        # The plan for fewer hours is a prefix of the plan for more, so its ids are exactly the utterances to skip.
+        skipped = {u.id for u in plan_corpus(sentences, {"train": skip_train_hours}, seed)}
+        return [u for u in plan_corpus(sentences, hours, seed, dev_clean, dev_clean_hours) if u.id not in skipped]
     speakers = speaker_plan(seed)
     by_split = {split: [] for split in SPLITS}
     for sentence in sentences:

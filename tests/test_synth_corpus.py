@@ -133,5 +133,6 @@ def test_skipping_train_hours_writes_only_the_utterances_planned_after_them(tmp_
     everything = {u.id for u in synth_corpus.plan_corpus(sentences, {"train": 0.006}, seed=2)}
     written = {p.stem for p in (tmp_path / "corpus" / "train").rglob("*.flac")}
     assert first and written == everything - first
-    assert main(common + ["--hours", "0.003", "--skip-train-hours", "0.003"]) == 2  # nothing left to write
-    assert "give more --hours than you skip" in capsys.readouterr().err
+    for skip in ("0.003", "-1"):  # nothing left to write; a negative skip is a typo, not "skip nothing"
+        assert main(common + ["--hours", "0.003", "--skip-train-hours", skip]) == 2
+        assert "skip more than 0 h and fewer hours than the corpus has" in capsys.readouterr().err
