@@ -34,6 +34,9 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unk-penalty", type=float,
                         help="added per word the LM does not know, at most 0; -20 or lower spells almost only the "
                              "LM's words (default: the tuned value)")
+    parser.add_argument("--blank-penalty", type=float,
+                        help="subtracted from the CTC blank's log-probability in every frame, at least 0; higher "
+                             "drops fewer letters (default: the tuned value)")
 
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
@@ -64,7 +67,8 @@ def _transcribe(args) -> int:
     files = _audio_files(args.files)
     recognizer = load_model(args.model or default_model_path(), device=args.device, beam_size=args.beam_size,
                             lm=_lm_choice(args), lm_weight=args.lm_weight, word_bonus=args.word_bonus,
-                            unk_penalty=args.unk_penalty, int8=args.int8, threads=args.threads)
+                            unk_penalty=args.unk_penalty, blank_penalty=args.blank_penalty, int8=args.int8,
+                            threads=args.threads)
     render, suffix = FORMATS[args.format]
     output_dir = Path(args.output_dir) if args.output_dir else None
     if output_dir:
@@ -121,7 +125,8 @@ def _evaluate(args) -> int:
     report = evaluate_manifest(args.model or default_model_path(), args.manifest, device=args.device,
                                beam_size=args.beam_size, errors_path=args.errors_file, batch_size=args.batch_size,
                                lm=_lm_choice(args), lm_weight=args.lm_weight, word_bonus=args.word_bonus,
-                               unk_penalty=args.unk_penalty, show_progress=not args.no_progress)
+                               unk_penalty=args.unk_penalty, blank_penalty=args.blank_penalty,
+                               show_progress=not args.no_progress)
     print(f"WER {report.wer}")
     print(f"CER {report.cer}")
     if report.unreadable:
@@ -219,15 +224,16 @@ def _lm_tune(args) -> int:
     recognizer = Recognizer(load_model_file(args.model), device=args.device, beam_size=args.beam_size, lm=args.lm)
     outputs = model_outputs(recognizer, args.manifest, show_progress=not args.no_progress)
     result = tune_weights(recognizer, outputs, args.lm_weights, args.word_bonuses, args.unk_penalties,
-                          show_progress=not args.no_progress)
-    for penalty, grid in zip(result.unk_penalties, result.wer):
-        print(f"unknown-word penalty {penalty:g}")
-        print("LM weight \\ word bonus " + " ".join(f"{b:>7g}" for b in result.word_bonuses))
-        for weight, row in zip(result.lm_weights, grid):
-            print(f"{weight:>23g} " + " ".join(f"{100 * w:7.2f}" for w in row))
+                          args.blank_penalties, show_progress=not args.no_progress)
+    for blank, grids in zip(result.blank_penalties, result.wer):
+        for penalty, grid in zip(result.unk_penalties, grids):
+            print(f"blank penalty {blank:g}, unknown-word penalty {penalty:g}")
+            print("LM weight \\ word bonus " + " ".join(f"{b:>7g}" for b in result.word_bonuses))
+            for weight, row in zip(result.lm_weights, grid):
+                print(f"{weight:>23g} " + " ".join(f"{100 * w:7.2f}" for w in row))
     print(f"best: LM weight {result.best_lm_weight:g}, word bonus {result.best_word_bonus:g}, unknown-word penalty "
-          f"{result.best_unk_penalty:g}: WER {100 * result.best_wer:.2f}% (same beam without the LM: "
-          f"{100 * result.no_lm_wer:.2f}%)")
+          f"{result.best_unk_penalty:g}, blank penalty {result.best_blank_penalty:g}: WER {100 * result.best_wer:.2f}% "
+          f"(same beam without the LM: {100 * result.no_lm_wer:.2f}%)")
     output = args.output or args.model
     store_weights(args.model, output, args.lm, result, recognizer.lm_decoder.options.beam_size)
     print(f"stored in {output}: `asr transcribe --model {output}` now uses {args.lm} with these weights")
@@ -396,15 +402,15 @@ def build_parser() -> argparse.ArgumentParser:
     lm_build.add_argument("--quantize", type=int, default=8, help="bits per binary probability, 0 = none (default: 8)")
     lm_build.set_defaults(run=_lm_build)
 
-    from asr.lm_tune import DEFAULT_LM_WEIGHTS, DEFAULT_UNK_PENALTIES, DEFAULT_WORD_BONUSES
+    from asr.lm_tune import DEFAULT_BLANK_PENALTIES, DEFAULT_LM_WEIGHTS, DEFAULT_UNK_PENALTIES, DEFAULT_WORD_BONUSES
 
     lm_tune = lm_commands.add_parser(
-        "tune", help="grid-search the LM weight, word bonus and unknown-word penalty on a dev set; store the best "
-                     "with the model",
+        "tune", help="grid-search the LM weight, word bonus, unknown-word and blank penalties on a dev set; store "
+                     "the best with the model",
         description="Run the acoustic model once over a dev manifest, then beam-search it with the LM at every "
-                    "(unknown-word penalty, LM weight, word bonus) setting and print the WER grids. The best "
-                    "setting, the beam size and the LM's path (relative to the model) are written into the model "
-                    "file, so `asr transcribe --model M` decodes with them by default.")
+                    "(blank penalty, unknown-word penalty, LM weight, word bonus) setting and print the WER grids. "
+                    "The best setting, the beam size and the LM's path (relative to the model) are written into the "
+                    "model file, so `asr transcribe --model M` decodes with them by default.")
     lm_tune.add_argument("--model", required=True, help="model file")
     lm_tune.add_argument("--lm", required=True, help="ARPA or KenLM binary language model")
     lm_tune.add_argument("--manifest", required=True, help="dev manifest (never the test set)")
@@ -415,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     lm_tune.add_argument("--unk-penalties", type=float, nargs="+", default=DEFAULT_UNK_PENALTIES,
                          help="penalties per unknown word to try, each at most 0 (default: "
                               f"{' '.join(map(str, DEFAULT_UNK_PENALTIES))})")
+    lm_tune.add_argument("--blank-penalties", type=float, nargs="+", default=DEFAULT_BLANK_PENALTIES,
+                         help="penalties on the CTC blank to try, each at least 0 (default: "
+                              f"{' '.join(map(str, DEFAULT_BLANK_PENALTIES))})")
     lm_tune.add_argument("--beam-size", type=int, default=None, help="beam width (default: 32)")
     lm_tune.add_argument("--output", help="write the tuned model here (default: update --model in place)")
     lm_tune.add_argument("--plot", help="also draw the WER grid as a heat map (PNG)")

@@ -60,6 +60,10 @@ class DecoderOptions:
     # Added per word the LM does not know, and to a partial word no known word starts; once per 6 letters for
     # longer ones, or run-together letters would pay the price of a single unknown word.
     unk_penalty: float = -10.0
+    # Subtracted from the blank's log-probability in every frame before the search. On voices it did not train on,
+    # a CTC model's blank wins frames that held a quiet character, so words lose letters and the LM mends them
+    # into other words; a small penalty trades those deletions for a few insertions (`asr lm tune` picks it).
+    blank_penalty: float = 0.0
     beam_threshold: float = 25.0  # prefixes scoring more than this below the best are dropped
     token_min_logp: float = -10.0  # characters less likely than this in a frame are not tried (the best always is)
     lexicon_only: bool = False  # spell only words the LM knows
@@ -76,6 +80,9 @@ class DecoderOptions:
         if self.unk_penalty > 0:
             raise AsrError(f"the unknown-word penalty is added to a log-probability, so at most 0, not "
                            f"{self.unk_penalty}")
+        if self.blank_penalty < 0:
+            raise AsrError(f"the blank penalty is subtracted from the blank's log-probability, so at least 0, not "
+                           f"{self.blank_penalty}")
 
 
 # ----------------------------------------------------------------------------------------------- lexicon trie
@@ -618,6 +625,9 @@ class LmBeamSearchDecoder:
         if ntok != len(self.vocabulary):
             raise AsrError(f"log-probs have {ntok} classes but the vocabulary has {len(self.vocabulary)}")
         options = self.options
+        if options.blank_penalty:
+            log_probs = log_probs.copy()  # the caller's array may be scored again with other options
+            log_probs[:, self.vocabulary.blank] -= options.blank_penalty
         if len(state.states) > state.max_states:
             state.reset()
         params = np.array([options.lm_weight, options.word_bonus, options.unk_penalty, options.beam_threshold,

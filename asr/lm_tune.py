@@ -1,12 +1,13 @@
-"""Choosing the LM weight, word bonus and unknown-word penalty: a grid search of dev-set WER, reusing one pass of
-the acoustic model.
+"""Choosing the LM weight, word bonus, unknown-word penalty and blank penalty: a grid search of dev-set WER, reusing
+one pass of the acoustic model.
 
 The acoustic model runs once per utterance; each setting only re-runs the beam search, on every core. The best
 setting is stored in the model file, with the LM's path, so `asr transcribe` uses it by default.
 
 The unknown-word penalty is searched with the other two because they trade against each other: the higher the LM
 weight, the more a rare known word costs, and a fixed penalty then makes misspelt "unknown" words the cheaper
-choice (at weight 0.8 and penalty -10 our default model's dev WER was 26%, at penalty -20 it was 14%).
+choice (at weight 0.8 and penalty -10 our default model's dev WER was 26%, at penalty -20 it was 14%). The blank
+penalty is searched with them because it trades against the word bonus: both make the search emit more.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ DEFAULT_WORD_BONUSES = (-1.0, 0.0, 1.0, 2.0, 3.0)
 # -10 lets a clear unknown word through; -20 is more than any known word costs at the usual weights, so the
 # search then spells almost only the LM's words.
 DEFAULT_UNK_PENALTIES = (-10.0, -20.0)
+DEFAULT_BLANK_PENALTIES = (0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -35,39 +37,46 @@ class TuningResult:
     lm_weights: tuple[float, ...]
     word_bonuses: tuple[float, ...]
     unk_penalties: tuple[float, ...]
-    wer: np.ndarray  # (unknown-word penalties, weights, bonuses), fraction
+    blank_penalties: tuple[float, ...]
+    wer: np.ndarray  # (blank penalties, unknown-word penalties, weights, bonuses), fraction
     best_lm_weight: float
     best_word_bonus: float
     best_unk_penalty: float
+    best_blank_penalty: float
     best_wer: float
     no_lm_wer: float  # the same beam search without the LM, for comparison
 
 
 def tune_weights(recognizer: Recognizer, outputs: ModelOutputs, lm_weights: Sequence[float] = DEFAULT_LM_WEIGHTS,
                  word_bonuses: Sequence[float] = DEFAULT_WORD_BONUSES,
-                 unk_penalties: Sequence[float] = DEFAULT_UNK_PENALTIES, show_progress: bool = True) -> TuningResult:
-    """WER of every (unknown-word penalty, LM weight, word bonus) setting on `outputs`. Ties go to the first
-    penalty given, then the smaller weight and bonus."""
+                 unk_penalties: Sequence[float] = DEFAULT_UNK_PENALTIES,
+                 blank_penalties: Sequence[float] = DEFAULT_BLANK_PENALTIES,
+                 show_progress: bool = True) -> TuningResult:
+    """WER of every (blank penalty, unknown-word penalty, LM weight, word bonus) setting on `outputs`. Ties go to
+    the first penalties given, then the smaller weight and bonus."""
     decoder = recognizer.lm_decoder
     if decoder is None:
         raise ValueError("tuning needs a Recognizer with a language model")
     for penalty in unk_penalties:  # DecoderOptions refuses a bad one: find out now, not after minutes of grid
         decoder.with_options(unk_penalty=penalty)
-    wer = np.zeros((len(unk_penalties), len(lm_weights), len(word_bonuses)))
+    for penalty in blank_penalties:
+        decoder.with_options(blank_penalty=penalty)
+    wer = np.zeros((len(blank_penalties), len(unk_penalties), len(lm_weights), len(word_bonuses)))
     with tqdm(total=wer.size, desc="tuning", unit="setting", disable=not show_progress) as bar:
-        for k, penalty in enumerate(unk_penalties):
-            for i, weight in enumerate(lm_weights):
-                for j, bonus in enumerate(word_bonuses):
-                    setting = decoder.with_options(lm_weight=weight, word_bonus=bonus, unk_penalty=penalty)
-                    wer[k, i, j] = score_outputs(recognizer, outputs, decoder.options.beam_size,
-                                                 decoder=setting).wer.rate
-                    bar.set_postfix(unk=penalty, weight=weight, bonus=bonus, wer=f"{100 * wer[k, i, j]:.2f}")
-                    bar.update()
-    no_lm = decoder.with_options(lm_weight=0.0, word_bonus=0.0, unk_penalty=0.0)
+        for cell in np.ndindex(wer.shape):
+            b, k, i, j = cell
+            setting = decoder.with_options(lm_weight=lm_weights[i], word_bonus=word_bonuses[j],
+                                           unk_penalty=unk_penalties[k], blank_penalty=blank_penalties[b])
+            wer[cell] = score_outputs(recognizer, outputs, decoder.options.beam_size, decoder=setting).wer.rate
+            bar.set_postfix(blank=blank_penalties[b], unk=unk_penalties[k], weight=lm_weights[i],
+                            bonus=word_bonuses[j], wer=f"{100 * wer[cell]:.2f}")
+            bar.update()
+    no_lm = decoder.with_options(lm_weight=0.0, word_bonus=0.0, unk_penalty=0.0, blank_penalty=0.0)
     no_lm_wer = score_outputs(recognizer, outputs, decoder.options.beam_size, decoder=no_lm).wer.rate
-    k, i, j = np.unravel_index(int(np.argmin(wer)), wer.shape)
-    return TuningResult(tuple(lm_weights), tuple(word_bonuses), tuple(unk_penalties), wer, float(lm_weights[i]),
-                        float(word_bonuses[j]), float(unk_penalties[k]), float(wer[k, i, j]), float(no_lm_wer))
+    b, k, i, j = np.unravel_index(int(np.argmin(wer)), wer.shape)
+    return TuningResult(tuple(lm_weights), tuple(word_bonuses), tuple(unk_penalties), tuple(blank_penalties), wer,
+                        float(lm_weights[i]), float(word_bonuses[j]), float(unk_penalties[k]),
+                        float(blank_penalties[b]), float(wer[b, k, i, j]), float(no_lm_wer))
 
 
 def store_weights(model_path: str | os.PathLike, output: str | os.PathLike, lm_path: str | os.PathLike,
@@ -77,39 +86,43 @@ def store_weights(model_path: str | os.PathLike, output: str | os.PathLike, lm_p
     decoding = dict(model_file.decoding)
     decoding.update(lm=os.path.relpath(Path(lm_path).resolve(), Path(output).resolve().parent),
                     lm_weight=result.best_lm_weight, word_bonus=result.best_word_bonus,
-                    unk_penalty=result.best_unk_penalty, lm_beam_size=beam_size,
+                    unk_penalty=result.best_unk_penalty, blank_penalty=result.best_blank_penalty,
+                    lm_beam_size=beam_size,
                     tuned_wer=round(result.best_wer, 5))
     save_model(output, model_file.model, model_file.feature_config, model_file.vocabulary, model_file.metadata,
                decoding)
 
 
 def plot_grid(result: TuningResult, path: str | os.PathLike, title: str = "") -> None:
-    """Heat maps of WER over the grid, one per unknown-word penalty, on one colour scale; the best cell marked."""
+    """Heat maps of WER over the grid, a row per blank penalty and a column per unknown-word penalty, on one colour
+    scale; the best cell marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = len(result.unk_penalties)
+    rows, columns = len(result.blank_penalties), len(result.unk_penalties)
     width, height = 1.2 * len(result.word_bonuses) + 1, 0.6 * len(result.lm_weights) + 1.5
-    figure, all_axes = plt.subplots(1, panels, figsize=(width * panels + 1.5, height), squeeze=False,
+    figure, all_axes = plt.subplots(rows, columns, figsize=(width * columns + 1.5, height * rows), squeeze=False,
                                     layout="constrained")
     low, high = 100 * result.wer.min(), 100 * result.wer.max()
-    for k, axes in enumerate(all_axes[0]):
-        image = axes.imshow(100 * result.wer[k], cmap="viridis_r", aspect="auto", vmin=low, vmax=high)
-        axes.set_xticks(range(len(result.word_bonuses)), [f"{b:g}" for b in result.word_bonuses])
+    best_cell = (result.blank_penalties.index(result.best_blank_penalty),
+                 result.unk_penalties.index(result.best_unk_penalty), result.lm_weights.index(result.best_lm_weight),
+                 result.word_bonuses.index(result.best_word_bonus))
+    for (b, k), axes in np.ndenumerate(all_axes):
+        image = axes.imshow(100 * result.wer[b, k], cmap="viridis_r", aspect="auto", vmin=low, vmax=high)
+        axes.set_xticks(range(len(result.word_bonuses)), [f"{x:g}" for x in result.word_bonuses])
         axes.set_yticks(range(len(result.lm_weights)), [f"{w:g}" for w in result.lm_weights])
         axes.set_xlabel("word bonus")
         axes.set_ylabel("LM weight")
-        axes.set_title(f"unknown-word penalty {result.unk_penalties[k]:g}", fontsize=10)
+        axes.set_title(f"blank penalty {result.blank_penalties[b]:g}, unknown-word penalty "
+                       f"{result.unk_penalties[k]:g}", fontsize=10)
         for i in range(len(result.lm_weights)):
             for j in range(len(result.word_bonuses)):
-                best = (result.unk_penalties[k] == result.best_unk_penalty
-                        and result.lm_weights[i] == result.best_lm_weight
-                        and result.word_bonuses[j] == result.best_word_bonus)
-                axes.text(j, i, f"{100 * result.wer[k, i, j]:.1f}", ha="center", va="center", fontsize=8,
+                best = (b, k, i, j) == best_cell
+                axes.text(j, i, f"{100 * result.wer[b, k, i, j]:.1f}", ha="center", va="center", fontsize=8,
                           color="red" if best else "white", fontweight="bold" if best else "normal")
-    figure.colorbar(image, ax=all_axes[0].tolist(), label="WER %")
+    figure.colorbar(image, ax=all_axes.ravel().tolist(), label="WER %")
     figure.suptitle(title or f"dev WER (no LM: {100 * result.no_lm_wer:.1f}%)")
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -74,13 +74,14 @@ def read_in_batches(paths: Iterable[str | os.PathLike],
 
 class Recognizer:
     """A loaded acoustic model with its features, vocabulary and default decoding options, and optionally a word
-    n-gram LM for beam search (`lm`: a path or a `LanguageModel`; the LM weight, word bonus and unknown-word penalty
-    default to those `asr lm tune` stored in the model file)."""
+    n-gram LM for beam search (`lm`: a path or a `LanguageModel`; the LM weight, word bonus, unknown-word penalty
+    and blank penalty default to those `asr lm tune` stored in the model file)."""
 
     def __init__(self, model_file: ModelFile, device: str | None = "cpu", beam_size: int | None = None,
                  lm: str | os.PathLike | LanguageModel | None = None, lm_weight: float | None = None,
                  word_bonus: float | None = None, int8: bool = False, threads: int | None = None,
-                 window: WindowConfig = WindowConfig(), unk_penalty: float | None = None):
+                 window: WindowConfig = WindowConfig(), unk_penalty: float | None = None,
+                 blank_penalty: float | None = None):
         from asr.lm_decoder import DecoderOptions, LmBeamSearchDecoder
 
         self.device = resolve_device(device)
@@ -110,7 +111,8 @@ class Recognizer:
             options = DecoderOptions(beam_size=beam_size or int(decoding.get("lm_beam_size", DEFAULT_LM_BEAM)),
                                      lm_weight=chosen("lm_weight", lm_weight),
                                      word_bonus=chosen("word_bonus", word_bonus),
-                                     unk_penalty=chosen("unk_penalty", unk_penalty))
+                                     unk_penalty=chosen("unk_penalty", unk_penalty),
+                                     blank_penalty=chosen("blank_penalty", blank_penalty))
             self.lm_decoder = LmBeamSearchDecoder(self.vocabulary, lm, options)
             self.beam_size = options.beam_size
         else:
@@ -307,7 +309,7 @@ def stored_lm_path(model_path: str | os.PathLike, model_file: ModelFile) -> Path
 def load_model(path: str | os.PathLike, device: str | None = "cpu", beam_size: int | None = None,
                lm: str | os.PathLike | LanguageModel | bool | None = None, lm_weight: float | None = None,
                word_bonus: float | None = None, int8: bool = False, threads: int | None = None,
-               unk_penalty: float | None = None) -> Recognizer:
+               unk_penalty: float | None = None, blank_penalty: float | None = None) -> Recognizer:
     """Load a model file into a `Recognizer`. Raises `CheckpointError` for a missing, damaged or foreign file.
 
     `lm`: a language model path (or loaded `LanguageModel`); None uses the one `asr lm tune` stored with the model,
@@ -318,4 +320,5 @@ def load_model(path: str | os.PathLike, device: str | None = "cpu", beam_size: i
     elif lm is False:
         lm = None
     return Recognizer(model_file, device=device, beam_size=beam_size, lm=lm, lm_weight=lm_weight,
-                      word_bonus=word_bonus, int8=int8, threads=threads, unk_penalty=unk_penalty)
+                      word_bonus=word_bonus, int8=int8, threads=threads, unk_penalty=unk_penalty,
+                      blank_penalty=blank_penalty)

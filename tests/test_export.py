@@ -41,13 +41,16 @@ def test_export_halves_the_weights_and_carries_the_lm(tuned_model, tmp_path):
     assert recognizer.lm_decoder is not None and recognizer.lm_decoder.options.lm_weight == 0.7
 
 
-def test_the_stored_unknown_word_penalty_is_used_unless_overridden(tuned_model):
-    assert load_model(tuned_model).lm_decoder.options.unk_penalty == -10.0  # tuned before it was stored: the default
+def test_the_stored_penalties_are_used_unless_overridden(tuned_model):
+    options = load_model(tuned_model).lm_decoder.options
+    assert (options.unk_penalty, options.blank_penalty) == (-10.0, 0.0)  # tuned before they were stored: defaults
     model_file = load_model_file(tuned_model)
     save_model(tuned_model, model_file.model, model_file.feature_config, model_file.vocabulary,
-               decoding=dict(model_file.decoding, unk_penalty=-20.0))
-    assert load_model(tuned_model).lm_decoder.options.unk_penalty == -20.0
-    assert load_model(tuned_model, unk_penalty=-5.0).lm_decoder.options.unk_penalty == -5.0
+               decoding=dict(model_file.decoding, unk_penalty=-20.0, blank_penalty=1.5))
+    options = load_model(tuned_model).lm_decoder.options
+    assert (options.unk_penalty, options.blank_penalty) == (-20.0, 1.5)
+    options = load_model(tuned_model, unk_penalty=-5.0, blank_penalty=0.5).lm_decoder.options
+    assert (options.unk_penalty, options.blank_penalty) == (-5.0, 0.5)
 
 
 def test_fp16_weights_barely_move_the_outputs(tuned_model, tmp_path):

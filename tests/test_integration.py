@@ -54,11 +54,12 @@ def test_tiny_model_learns_speech_and_the_cli_transcribes_it(tmp_path):
     tuned_path = tmp_path / "tuned.pt"
     subprocess.run(command + ["lm", "tune", "--model", str(model_path), "--lm", str(lm_path), "--manifest",
                               str(manifest), "--lm-weights", "0", "1", "--word-bonuses", "0", "1",
-                              "--unk-penalties", "-10", "-20", "--output", str(tuned_path),
+                              "--unk-penalties", "-10", "-20", "--blank-penalties", "0", "1",
+                              "--output", str(tuned_path),
                               "--plot", str(tmp_path / "grid.png"), "--no-progress"], check=True)
     decoding = torch.load(tuned_path, weights_only=True)["decoding"]
     assert decoding["lm"] == "lm.arpa" and decoding["lm_weight"] in (0, 1) and decoding["word_bonus"] in (0, 1)
-    assert decoding["unk_penalty"] in (-10, -20)
+    assert decoding["unk_penalty"] in (-10, -20) and decoding["blank_penalty"] in (0, 1)
     assert (tmp_path / "grid.png").stat().st_size > 0
     with_lm = evaluate_manifest(tuned_path, manifest, show_progress=False)
     without_lm = evaluate_manifest(tuned_path, manifest, show_progress=False, lm=False)

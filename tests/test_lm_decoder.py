@@ -152,12 +152,49 @@ def test_tuning_chooses_the_unknown_word_penalty_with_the_weights(lm):
     outputs = ModelOutputs((utterance,), {"u1": torch.from_numpy(log_probs)}, {"u1": utterance.duration}, 0)
     recognizer = SimpleNamespace(vocabulary=VOCAB, lm_decoder=LmBeamSearchDecoder(VOCAB, lm))
     result = tune_weights(recognizer, outputs, lm_weights=(0.5,), word_bonuses=(0.0,), unk_penalties=(-0.5, -20.0),
-                          show_progress=False)
-    assert result.wer.shape == (2, 1, 1)
-    assert result.wer[0, 0, 0] == pytest.approx(1 / 3) and result.wer[1, 0, 0] == 0.0
+                          blank_penalties=(0.0,), show_progress=False)
+    assert result.wer.shape == (1, 2, 1, 1)
+    assert result.wer[0, 0, 0, 0] == pytest.approx(1 / 3) and result.wer[0, 1, 0, 0] == 0.0
     assert result.best_unk_penalty == -20.0 and result.best_wer == 0.0
     with pytest.raises(AsrError, match="at most 0"):
         tune_weights(recognizer, outputs, (0.5,), (0.0,), unk_penalties=(5.0,), show_progress=False)
+
+
+def lost_letter(log_probs, frame, char, probability):
+    """`log_probs` with the blank winning `frame` and `char` second at `probability`: a letter the model heard
+    faintly, as it does on voices it did not train on."""
+    probs = np.exp(log_probs[frame].astype(np.float64))
+    probs[:] = 1e-4
+    probs[VOCAB.encode(char)[0]] = probability
+    probs[VOCAB.blank] = 1.0 - probs.sum() + 1e-4
+    changed = log_probs.copy()
+    changed[frame] = np.log(probs / probs.sum())
+    return changed
+
+
+def test_a_blank_penalty_brings_back_a_letter_the_blank_outvoted(lm):
+    # "THE CAT SAT" with the S of SAT heard faintly (frame 16): the search without a penalty reads "THE CAT AT",
+    # which the LM does not know either way; a penalty of 2 lifts the S over the blank.
+    log_probs = lost_letter(spell("THE CAT SAT"), frame=16, char="S", probability=0.2)
+    plain = LmBeamSearchDecoder(VOCAB, lm, DecoderOptions(lm_weight=0.0, word_bonus=0.0, unk_penalty=0.0))
+    assert text_of(plain.decode(log_probs)[0]) == "THE CAT AT"
+    before = log_probs.copy()
+    assert text_of(plain.with_options(blank_penalty=2.0).decode(log_probs)[0]) == "THE CAT SAT"
+    assert np.array_equal(log_probs, before)  # the caller's log-probs are left as they were, to decode again
+
+
+def test_tuning_searches_the_blank_penalty_too(lm):
+    log_probs = lost_letter(spell("THE CAT SAT"), frame=16, char="S", probability=0.2)
+    utterance = Utterance("u1", "u1.flac", len(log_probs) * 0.02, "THE CAT SAT")
+    outputs = ModelOutputs((utterance,), {"u1": torch.from_numpy(log_probs)}, {"u1": utterance.duration}, 0)
+    recognizer = SimpleNamespace(vocabulary=VOCAB, lm_decoder=LmBeamSearchDecoder(VOCAB, lm))
+    result = tune_weights(recognizer, outputs, lm_weights=(0.0,), word_bonuses=(0.0,), unk_penalties=(0.0,),
+                          blank_penalties=(0.0, 2.0), show_progress=False)
+    assert result.wer.shape == (2, 1, 1, 1)
+    assert result.wer[0, 0, 0, 0] == pytest.approx(1 / 3) and result.wer[1, 0, 0, 0] == 0.0
+    assert result.best_blank_penalty == 2.0
+    with pytest.raises(AsrError, match="at least 0"):
+        tune_weights(recognizer, outputs, (0.5,), (0.0,), blank_penalties=(-1.0,), show_progress=False)
 
 
 def test_word_times_come_from_the_best_path(lm):

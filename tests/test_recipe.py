@@ -36,7 +36,8 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
                "--synth-eval-hours", "0.002", "--synth-jobs", "2", "--synth-text", str(text), "--shard-mb", "0.2",
                "--average-last", "2", "--beam-size", "2", "--device", "cpu", "--real-dev", str(tmp_path / "real-dev"),
                "--lm-text", str(text), "--lm-order", "3", "--lm-prune", "0 0 1", "--lm-weights", "0 0.5",
-               "--word-bonuses", "0 1", "--unk-penalties", "-10 -20", "--lm-beam-size", "4",
+               "--word-bonuses", "0 1", "--unk-penalties", "-10 -20", "--blank-penalties", "0 0.5",
+               "--lm-beam-size", "4",
                "--lm-add-words", str(word_counts)]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
@@ -57,7 +58,7 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
     assert "ZEBRA" in lm_words and "QUOKKA" not in lm_words  # added from the list when counted at least once
     tuned = load_model_file(exp / "model_lm.pt")
     assert tuned.decoding["lm_weight"] in (0, 0.5) and tuned.decoding["lm_beam_size"] == 4
-    assert tuned.decoding["unk_penalty"] in (-10, -20)
+    assert tuned.decoding["unk_penalty"] in (-10, -20) and tuned.decoding["blank_penalty"] in (0, 0.5)
     assert (exp / "lm_tuning.png").exists()
     for name in ["dev", "test", "dev-clean-text", "real-dev", "greedy", "beam 2", "beam 4 + LM"]:
         assert f"| {name} |" in results or f"| {name}" in results, name

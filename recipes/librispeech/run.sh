@@ -57,6 +57,7 @@ package_dir=""                      # default: $exp_dir/package
 lm_weights="0.1 0.2 0.3 0.5 0.8"
 word_bonuses="-1 0 1 2 3"
 unk_penalties="-10 -20"
+blank_penalties="0 1"
 lm_beam_size=32
 
 usage() { sed -n '2,13p' "$script" | sed 's/^# \{0,1\}//'; cat <<'USAGE'
@@ -80,7 +81,7 @@ options (defaults in brackets):
                                   after a tab) and the count they need [none / 1]
   --lm-dir DIR                    where stage 6 writes the LM and stage 7 takes it from [data/lm]
   --package-dir DIR               where stage 9 writes the packaged model [exp_dir/package]
-  --lm-weights "W.." / --word-bonuses "B.." / --unk-penalties "P.." / --lm-beam-size N
+  --lm-weights "W.." / --word-bonuses "B.." / --unk-penalties "P.." / --blank-penalties "P.." / --lm-beam-size N
                                   tuning grid and beam [see run.sh / 32]
 USAGE
 }
@@ -123,6 +124,7 @@ while [ $# -gt 0 ]; do
     --lm-weights) lm_weights=$2; shift 2 ;;
     --word-bonuses) word_bonuses=$2; shift 2 ;;
     --unk-penalties) unk_penalties=$2; shift 2 ;;
+    --blank-penalties) blank_penalties=$2; shift 2 ;;
     --lm-beam-size) lm_beam_size=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
@@ -221,7 +223,8 @@ fi
 
 if run_stage 7 tune "$exp_dir"; then
   asr lm tune --model "$exp_dir/model_avg.pt" --lm "$lm" --manifest "$manifests/${eval_splits%% *}.jsonl" \
-    --lm-weights $lm_weights --word-bonuses $word_bonuses --unk-penalties $unk_penalties --beam-size "$lm_beam_size" \
+    --lm-weights $lm_weights --word-bonuses $word_bonuses --unk-penalties $unk_penalties \
+    --blank-penalties $blank_penalties --beam-size "$lm_beam_size" \
     --output "$exp_dir/model_lm.pt" --plot "$exp_dir/lm_tuning.png" --no-progress
   done_stage 7 "$exp_dir"
 fi

@@ -24,6 +24,12 @@ def lm_summary(recognizer) -> str:
     return f"order {lm.order}, {len(lm.words):,} words, {lm.path.stat().st_size / 1e6:.1f} MB"
 
 
+def lm_options_summary(recognizer) -> str:
+    options = recognizer.lm_decoder.options
+    return (f"weight {options.lm_weight}, word bonus {options.word_bonus}, unknown-word penalty {options.unk_penalty}, "
+            f"blank penalty {options.blank_penalty}")
+
+
 def averaging_note(checkpoints: list[str]) -> str:
     if len(checkpoints) > 1:
         return f" Weights averaged over {', '.join(checkpoints)}."
@@ -48,10 +54,9 @@ def main() -> int:
     output.mkdir(parents=True, exist_ok=True)
     modes = [("greedy", 1, False)] + ([(f"beam {args.beam_size}", args.beam_size, False)] if args.beam_size > 1 else [])
     if lm_path is not None:
-        options = recognizer.lm_decoder.options
-        modes.append((f"beam {options.beam_size} + LM", options.beam_size, True))
-        print(f"LM {lm_path}: weight {options.lm_weight}, word bonus {options.word_bonus}, unknown-word penalty "
-              f"{options.unk_penalty}", flush=True)
+        beam = recognizer.lm_decoder.options.beam_size
+        modes.append((f"beam {beam} + LM", beam, True))
+        print(f"LM {lm_path}: {lm_options_summary(recognizer)}", flush=True)
     rows = []
     for item in args.sets:
         name, _, manifest = item.partition("=")
@@ -80,10 +85,8 @@ def main() -> int:
         + averaging_note(meta.get("averaged_checkpoints", []))
         + (f" Training was stopped {meta['stopped_early']}." if "stopped_early" in meta else ""),
         f"Decoded on {platform.processor() or platform.machine()} ({os.cpu_count()} cores)."
-        + (f" LM: `{os.path.normpath(lm_path)}` ({lm_summary(recognizer)}), weight {recognizer.lm_decoder.options.lm_weight}, "
-           f"word bonus {recognizer.lm_decoder.options.word_bonus}, unknown-word penalty "
-           f"{recognizer.lm_decoder.options.unk_penalty}, tuned on the first set."
-           if lm_path is not None else ""), "",
+        + (f" LM: `{os.path.normpath(lm_path)}` ({lm_summary(recognizer)}), {lm_options_summary(recognizer)}, tuned on "
+           "the first set." if lm_path is not None else ""), "",
         "| set | utterances | decoding | WER % | CER % | substitutions / deletions / insertions (words) |",
         "| --- | ---: | --- | ---: | ---: | --- |",
     ]
