@@ -35,8 +35,8 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
                         help="added per word the LM does not know, at most 0; -20 or lower spells almost only the "
                              "LM's words (default: the tuned value)")
     parser.add_argument("--blank-penalty", type=float,
-                        help="subtracted from the CTC blank's log-probability in every frame, at least 0; higher "
-                             "drops fewer letters (default: the tuned value)")
+                        help="subtracted from the CTC blank's log-probability in every frame of the LM beam "
+                             "search, at least 0; higher drops fewer letters (default: the tuned value)")
 
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
