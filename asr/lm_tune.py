@@ -12,6 +12,7 @@ penalty is searched with them because it trades against the word bonus: both mak
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,11 @@ class TuningResult:
     no_lm_wer: float  # the same beam search without the LM, for comparison
 
 
+def best_cell(wer: np.ndarray) -> tuple[int, ...]:
+    """Index of the lowest WER in the grid; the first one on a tie, so the first penalties and smaller values win."""
+    return tuple(int(i) for i in np.unravel_index(int(np.argmin(wer)), wer.shape))
+
+
 def tune_weights(recognizer: Recognizer, outputs: ModelOutputs, lm_weights: Sequence[float] = DEFAULT_LM_WEIGHTS,
                  word_bonuses: Sequence[float] = DEFAULT_WORD_BONUSES,
                  unk_penalties: Sequence[float] = DEFAULT_UNK_PENALTIES,
@@ -57,10 +63,9 @@ def tune_weights(recognizer: Recognizer, outputs: ModelOutputs, lm_weights: Sequ
     decoder = recognizer.lm_decoder
     if decoder is None:
         raise ValueError("tuning needs a Recognizer with a language model")
-    for penalty in unk_penalties:  # DecoderOptions refuses a bad one: find out now, not after minutes of grid
-        decoder.with_options(unk_penalty=penalty)
-    for penalty in blank_penalties:
-        decoder.with_options(blank_penalty=penalty)
+    # DecoderOptions refuses a bad penalty: find out now, not after minutes of grid.
+    for unk_penalty, blank_penalty in itertools.product(unk_penalties, blank_penalties):
+        decoder.with_options(unk_penalty=unk_penalty, blank_penalty=blank_penalty)
     wer = np.zeros((len(blank_penalties), len(unk_penalties), len(lm_weights), len(word_bonuses)))
     with tqdm(total=wer.size, desc="tuning", unit="setting", disable=not show_progress) as bar:
         for cell in np.ndindex(wer.shape):
@@ -73,7 +78,7 @@ def tune_weights(recognizer: Recognizer, outputs: ModelOutputs, lm_weights: Sequ
             bar.update()
     no_lm = decoder.with_options(lm_weight=0.0, word_bonus=0.0, unk_penalty=0.0, blank_penalty=0.0)
     no_lm_wer = score_outputs(recognizer, outputs, decoder.options.beam_size, decoder=no_lm).wer.rate
-    b, k, i, j = np.unravel_index(int(np.argmin(wer)), wer.shape)
+    b, k, i, j = best_cell(wer)
     return TuningResult(tuple(lm_weights), tuple(word_bonuses), tuple(unk_penalties), tuple(blank_penalties), wer,
                         float(lm_weights[i]), float(word_bonuses[j]), float(unk_penalties[k]),
                         float(blank_penalties[b]), float(wer[b, k, i, j]), float(no_lm_wer))
@@ -87,8 +92,7 @@ def store_weights(model_path: str | os.PathLike, output: str | os.PathLike, lm_p
     decoding.update(lm=os.path.relpath(Path(lm_path).resolve(), Path(output).resolve().parent),
                     lm_weight=result.best_lm_weight, word_bonus=result.best_word_bonus,
                     unk_penalty=result.best_unk_penalty, blank_penalty=result.best_blank_penalty,
-                    lm_beam_size=beam_size,
-                    tuned_wer=round(result.best_wer, 5))
+                    lm_beam_size=beam_size, tuned_wer=round(result.best_wer, 5))
     save_model(output, model_file.model, model_file.feature_config, model_file.vocabulary, model_file.metadata,
                decoding)
 
@@ -106,9 +110,7 @@ def plot_grid(result: TuningResult, path: str | os.PathLike, title: str = "") ->
     figure, all_axes = plt.subplots(rows, columns, figsize=(width * columns + 1.5, height * rows), squeeze=False,
                                     layout="constrained")
     low, high = 100 * result.wer.min(), 100 * result.wer.max()
-    best_cell = (result.blank_penalties.index(result.best_blank_penalty),
-                 result.unk_penalties.index(result.best_unk_penalty), result.lm_weights.index(result.best_lm_weight),
-                 result.word_bonuses.index(result.best_word_bonus))
+    best = best_cell(result.wer)
     for (b, k), axes in np.ndenumerate(all_axes):
         image = axes.imshow(100 * result.wer[b, k], cmap="viridis_r", aspect="auto", vmin=low, vmax=high)
         axes.set_xticks(range(len(result.word_bonuses)), [f"{x:g}" for x in result.word_bonuses])
@@ -119,9 +121,9 @@ def plot_grid(result: TuningResult, path: str | os.PathLike, title: str = "") ->
                        f"{result.unk_penalties[k]:g}", fontsize=10)
         for i in range(len(result.lm_weights)):
             for j in range(len(result.word_bonuses)):
-                best = (b, k, i, j) == best_cell
+                marked = (b, k, i, j) == best
                 axes.text(j, i, f"{100 * result.wer[b, k, i, j]:.1f}", ha="center", va="center", fontsize=8,
-                          color="red" if best else "white", fontweight="bold" if best else "normal")
+                          color="red" if marked else "white", fontweight="bold" if marked else "normal")
     figure.colorbar(image, ax=all_axes.ravel().tolist(), label="WER %")
     figure.suptitle(title or f"dev WER (no LM: {100 * result.no_lm_wer:.1f}%)")
     figure.savefig(path, dpi=100)
