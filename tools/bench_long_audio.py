@@ -134,7 +134,9 @@ def main() -> int:
                         help="orders of the utterances; each builds its own files (default: 0)")
     parser.add_argument("--same-content", action="store_true",
                         help="build every file by repeating the utterances of the shortest")
-    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `asr transcribe` flags")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                        help="more `asr transcribe` flags (the one-by-one WER, which they would not apply to, is "
+                             "then left out)")
     args = parser.parse_args()
 
     all_utterances = read_manifest(args.manifest)
@@ -142,6 +144,7 @@ def main() -> int:
     rows = []  # (seed, minutes, peak MB, seconds, WER %)
     for seed in args.seeds:
         utterances = file_utterances(all_utterances, seed, args.same_content, min(args.minutes))
+        words_per_pass = len(" ".join(u.text for u in utterances).split())
         print(f"seed {seed}: {len(utterances)} utterances")
         with tempfile.TemporaryDirectory() as tmp:
             for minutes in args.minutes:
@@ -158,7 +161,6 @@ def main() -> int:
                 print(f"{duration / 60:5.1f} min: peak memory {peak_mb:7.0f} MB, {seconds:6.0f} s "
                       f"(real-time factor {seconds / duration:.3f}), WER {wer:.2f}%", flush=True)
                 if args.same_content:
-                    words_per_pass = len(" ".join(u.text for u in utterances).split())
                     print_repetitions(reference, transcript["text"], words_per_pass)
         if args.same_content and not args.extra:
             print(f"         the same utterances decoded one by one (as `asr evaluate` does): WER "
