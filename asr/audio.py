@@ -20,6 +20,9 @@ SAMPLE_RATE = 16_000  # Hz; every model in this package works at this rate
 # Longer input is refused rather than read whole (3 h of 16 kHz float32 is ~0.7 GB); long files are
 # transcribed in windows by the caller instead.
 MAX_SECONDS = 3 * 3600
+# A run of exact zeros this long (20 ms) is digital silence (an edit, or files joined with silence between them),
+# not a quiet stretch of a recording, whose samples cross zero but do not stay there.
+DIGITAL_SILENCE_SAMPLES = SAMPLE_RATE // 50
 
 AudioSource = Union[str, os.PathLike, bytes, np.ndarray, torch.Tensor]
 
@@ -79,6 +82,45 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
     tensor = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
     return torchaudio.functional.resample(tensor, from_rate, to_rate).numpy()
+
+
+def background_rms(samples: np.ndarray, usable: np.ndarray | None = None) -> float:
+    """The level of a recording's background: the RMS of its quietest whole 20 ms, among the 20 ms stretches
+    that are wholly `usable` (a bool per sample) when given; 0.0 where there is none."""
+    frame = SAMPLE_RATE // 50
+    whole = len(samples) // frame * frame
+    if whole == 0:
+        return 0.0
+    power = (samples[:whole].astype(np.float64).reshape(-1, frame) ** 2).mean(axis=1)
+    if usable is not None:
+        power = power[usable[:whole].reshape(-1, frame).all(axis=1)]
+    return float(np.sqrt(power.min())) if len(power) else 0.0
+
+
+def fill_silent_edges(samples: np.ndarray, seed: int = 0) -> np.ndarray:
+    """`samples` with digital silence (`DIGITAL_SILENCE_SAMPLES` or more exact zeros) at its start and end replaced
+    by Gaussian noise at the level of the recording's background, the way training pads each utterance
+    (`pad_with_background`), when the recording between them never falls silent itself.
+
+    Such edges are what a noisy recording cut from a longer file, or joined to others, has around it: silence
+    the model was never trained on, which it mishears the speech next to. With 0.4 s of zeros after each, the WER
+    with the LM of four sets of 111-123 dev utterances rose from 11.43 to 12.20%; filled in, 11.45%. Recordings
+    with digital silence inside (clean synthetic speech, silent between words) are left as they are: training
+    padded those with silence too. Fixed `seed`, so a recording always gets the same transcript."""
+    zero = np.concatenate([[False], samples == 0, [False]])
+    edges = np.flatnonzero(zero[1:] != zero[:-1])  # alternately the start and the end of each run of zeros
+    runs = [(start, end) for start, end in zip(edges[::2], edges[1::2]) if end - start >= DIGITAL_SILENCE_SAMPLES]
+    lead = runs[0][1] if runs and runs[0][0] == 0 else 0
+    trail = runs[-1][0] if runs and runs[-1][1] == len(samples) and runs[-1][0] >= lead else len(samples)
+    inside = [run for run in runs if lead <= run[0] and run[1] <= trail]
+    if (lead == 0 and trail == len(samples)) or inside or trail <= lead:
+        return samples
+    level = background_rms(samples[lead:trail])
+    rng = np.random.default_rng(seed)
+    filled = samples.astype(np.float32, copy=True)
+    filled[:lead] = rng.standard_normal(lead) * level
+    filled[trail:] = rng.standard_normal(len(samples) - trail) * level
+    return filled
 
 
 def _read_file(file, label: str, max_seconds: float) -> tuple[np.ndarray, int]:

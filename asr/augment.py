@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
-from asr.audio import SAMPLE_RATE, resample
+from asr.audio import SAMPLE_RATE, background_rms, resample
 
 
 def change_speed(samples: np.ndarray, factor: float) -> np.ndarray:
@@ -73,9 +73,7 @@ def pad_with_background(samples: np.ndarray, before_seconds: float, after_second
                         rng: np.random.Generator) -> np.ndarray:
     """Add `before_seconds` and `after_seconds` of the recording's own background around it: Gaussian noise at the
     level of its quietest 20 ms, so the added stretch has no edge of digital silence for a model to key on."""
-    frame = SAMPLE_RATE // 50
-    whole_frames = len(samples) // frame * frame
-    level = float(np.sqrt((samples[:whole_frames].reshape(-1, frame) ** 2).mean(axis=1).min())) if whole_frames else 0.0
+    level = background_rms(samples)
     before, after = int(before_seconds * SAMPLE_RATE), int(after_seconds * SAMPLE_RATE)
     background = (rng.standard_normal(before + after) * level).astype(np.float32)
     return np.concatenate([background[:before], samples.astype(np.float32), background[before:]])

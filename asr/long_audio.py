@@ -7,7 +7,8 @@
    noise too; where speech runs on without a pause, the cut goes where blank is likeliest. Window starts stay on
    the model's frame grid (40 ms at subsampling 4) from the start of the file.
 2. The joined outputs are split at pauses (`pause_segments`), and each stretch between pauses short enough is run
-   through the model again on its own, as the model was trained: one sentence framed by silence.
+   through the model again on its own, as the model was trained: one sentence framed by silence (digital silence
+   there is heard as background: `asr.audio.fill_silent_edges`).
 
 Memory holds a window (or a batch of stretches) of audio plus the log-probs (29 floats per output frame: 10 MB an
 hour at 40 ms frames, 20 MB at 20 ms).
@@ -133,12 +134,13 @@ def windowed_log_probs(audio: LongAudioFile, log_probs_of: Callable[[np.ndarray]
         start_frame = next_start
 
 
-def pause_segments(log_probs: np.ndarray, blank: int, frame_seconds: float, min_pause_seconds: float = 0.3,
-                   min_segment_seconds: float = 2.0) -> list[tuple[int, int]]:
+def pause_segments(log_probs: np.ndarray, blank: int, frame_seconds: float, min_pause_seconds: float = 0.4,
+                   min_segment_seconds: float = 1.0) -> list[tuple[int, int]]:
     """Split a long stretch of frames at pauses into [begin, end) segments to decode one by one.
 
     A cut goes in the middle of every run of blank frames at least `min_pause_seconds` long, unless the segment it
-    ends would be shorter than `min_segment_seconds`. Decoding each segment from a fresh sentence start is how the
+    ends would be shorter than `min_segment_seconds`. The defaults were chosen on dev files of joined sentences
+    (tools/tune_long_audio.py): shorter pauses also cut sentences at their commas. Decoding each segment from a fresh sentence start is how the
     acoustic model and the LM were trained (one sentence at a time, which never ends in a space, so the model
     emits none between sentences); decoding it all as one would spell the last word of a sentence and the first of
     the next as one word, and let one sentence's LM context bleed into the next.
@@ -160,15 +162,15 @@ def pause_segments(log_probs: np.ndarray, blank: int, frame_seconds: float, min_
 
 def rerun_on_segments(audio: LongAudioFile, joined: torch.Tensor, segments: list[tuple[int, int]], blank: int,
                       log_probs_of: Callable[[list[np.ndarray]], list[torch.Tensor]], frame_seconds: float,
-                      max_seconds: float, batch_size: int = 8, margin_seconds: float = 0.04) -> torch.Tensor:
+                      max_seconds: float, batch_size: int = 8, margin_seconds: float = 0.3) -> torch.Tensor:
     """`joined` with each segment no longer than `max_seconds` replaced by the model's outputs on that segment's
     audio alone (`log_probs_of`: a batch of 16 kHz waveforms -> their log-probs). A segment runs from pause to
     pause, so alone it is what the model was trained on: one sentence framed by silence, not a stretch of a window
     in which sentences run on. The same sentence then also gets the same outputs wherever it falls in the file.
-    Each segment is read from `margin_seconds` before its first non-blank frame to as long after its last: the
-    synthetic training utterances have short silences around their speech, and with 0.4 s of silence added in
-    front the WER of the bundled model rose from 40 to 49% (greedy, 150 test utterances: tools/bench_frame_phase.py
-    --shifts-ms 0 400)."""
+    Each segment is read from `margin_seconds` before its first non-blank frame to as long after its last: about
+    the background that training puts around each utterance (0 to 0.4 s a side), and enough for the sound of a
+    first letter, which the model emits a few frames after it starts; 0.04 s cut into it (see
+    tools/tune_long_audio.py for the figures)."""
     return_large_blocks_to_the_system()
     refined = joined.clone()
     short = [speech_span(joined[begin:end].argmax(-1).numpy() != blank, begin, frame_seconds, margin_seconds)

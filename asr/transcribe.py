@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from asr.audio import AudioSource, audio_duration, load_audio
+from asr.audio import AudioSource, audio_duration, fill_silent_edges, load_audio
 from asr.checkpoint import ModelFile, load_model_file
 from asr.decode import Hypothesis, beam_search, greedy_decode
 from asr.errors import AsrError
@@ -201,10 +201,11 @@ class Recognizer:
 
     @torch.inference_mode()
     def log_probs(self, waveforms: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        """Per-utterance (frames, vocab) log-probs for 16 kHz waveforms, computed as one padded batch."""
+        """Per-utterance (frames, vocab) log-probs for 16 kHz waveforms, computed as one padded batch; digital
+        silence around them is heard as background (`fill_silent_edges`)."""
         if not waveforms:
             return []
-        feats = [log_mel(w, self.feature_config) for w in waveforms]
+        feats = [log_mel(fill_silent_edges(w), self.feature_config) for w in waveforms]
         lengths = torch.tensor([f.shape[0] for f in feats])
         batch = pad_sequence(feats, batch_first=True).to(self.device)
         log_probs, out_lens = self.model(batch, lengths.to(self.device))

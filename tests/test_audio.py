@@ -3,7 +3,7 @@ import pytest
 import soundfile
 import torch
 
-from asr.audio import SAMPLE_RATE, audio_duration, load_audio
+from asr.audio import SAMPLE_RATE, audio_duration, background_rms, fill_silent_edges, load_audio
 from asr.errors import AudioError
 from conftest import write_tone
 
@@ -88,3 +88,38 @@ def test_duration_from_header(tmp_path):
     path = tmp_path / "d.flac"
     write_tone(path, seconds=1.5, fmt="FLAC")
     assert audio_duration(path) == pytest.approx(1.5)
+
+
+def test_silence_around_a_recording_is_filled_with_its_background():
+    rng = np.random.default_rng(1)
+    background = 0.01 * rng.standard_normal(8000)
+    tone = 0.5 * np.sin(np.arange(1, 8001) / 5.0)
+    recording = np.concatenate([background, tone]).astype(np.float32)
+    samples = np.concatenate([np.zeros(4000), recording, np.zeros(2000)]).astype(np.float32)
+    filled = fill_silent_edges(samples)
+    added = np.concatenate([filled[:4000], filled[-2000:]])
+    assert 0.8 < added.std() / background.std() < 1.2  # at the level of the quietest 20 ms of the recording
+    np.testing.assert_array_equal(filled[4000:-2000], recording)  # which is untouched
+    np.testing.assert_array_equal(fill_silent_edges(samples), filled)  # the same noise every time
+    assert samples[:4000].max() == 0  # the input is not changed in place
+    only_after = np.concatenate([recording, np.zeros(2000)]).astype(np.float32)
+    np.testing.assert_array_equal(fill_silent_edges(only_after)[:-2000], recording)
+    assert fill_silent_edges(only_after)[-2000:].std() > 0
+
+
+def test_silence_inside_a_recording_or_too_short_to_be_digital_is_left():
+    tone = 0.5 * np.sin(np.arange(1, 8001) / 5.0)
+    silent_between_words = np.concatenate([np.zeros(1000), tone, np.zeros(1000), tone, np.zeros(1000)])
+    silent_between_words = silent_between_words.astype(np.float32)
+    assert fill_silent_edges(silent_between_words) is silent_between_words  # as training left such recordings
+    brief = np.concatenate([np.zeros(100), tone]).astype(np.float32)  # under 20 ms: a quiet moment, not an edit
+    assert fill_silent_edges(brief) is brief
+    all_zero = np.zeros(16000, dtype=np.float32)
+    assert fill_silent_edges(all_zero) is all_zero
+
+
+def test_background_level_is_the_quietest_whole_20_ms():
+    samples = np.concatenate([np.full(320, 0.5), np.full(320, 0.1), np.full(100, 0.0)]).astype(np.float32)
+    assert background_rms(samples) == pytest.approx(0.1)  # the 100 samples at the end are not a whole 20 ms
+    assert background_rms(samples, usable=np.arange(740) < 320) == pytest.approx(0.5)
+    assert background_rms(samples[:100]) == 0.0

@@ -202,7 +202,7 @@ def test_long_stretches_split_at_pauses():
     for begin, end in speech:
         frames[begin:end, 5] = 0.0
         frames[begin:end, blank] = -20.0
-    # 0.04 s frames: pauses of at least 0.3 s (8 frames) are cut in their middle; runs of 5 frames are not.
+    # 0.04 s frames: pauses of at least 0.4 s (10 frames) are cut in their middle; runs of 5 frames are not.
     assert pause_segments(frames, blank, 0.04) == [(0, 106), (106, 337), (337, 400)]
     # No cut leaves a segment shorter than the minimum (3 s = 75 frames): the last 63 frames stay attached.
     assert pause_segments(frames, blank, 0.04, min_segment_seconds=3.0) == [(0, 106), (106, 400)]
