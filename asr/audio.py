@@ -84,17 +84,19 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return torchaudio.functional.resample(tensor, from_rate, to_rate).numpy()
 
 
-def background_rms(samples: np.ndarray, usable: np.ndarray | None = None) -> float:
-    """The level of a recording's background: the RMS of its quietest whole 20 ms, among the 20 ms stretches
-    that are wholly `usable` (a bool per sample) when given; 0.0 where there is none."""
+def runs_of_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The [start, end) indices of each run of True in a bool array."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def background_rms(samples: np.ndarray) -> float:
+    """The level of a recording's background: the RMS of its quietest whole 20 ms; 0.0 if it is shorter."""
     frame = SAMPLE_RATE // 50
     whole = len(samples) // frame * frame
     if whole == 0:
         return 0.0
-    power = (samples[:whole].astype(np.float64).reshape(-1, frame) ** 2).mean(axis=1)
-    if usable is not None:
-        power = power[usable[:whole].reshape(-1, frame).all(axis=1)]
-    return float(np.sqrt(power.min())) if len(power) else 0.0
+    return float(np.sqrt((samples[:whole].astype(np.float64).reshape(-1, frame) ** 2).mean(axis=1).min()))
 
 
 def fill_silent_edges(samples: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -108,13 +110,13 @@ def fill_silent_edges(samples: np.ndarray, seed: int = 0) -> np.ndarray:
     utterances as they are still score 11.43%). Recordings with digital silence inside (clean synthetic speech,
     silent between words) are left as they are: training padded those with silence too, their quietest 20 ms
     being silent. Fixed `seed`, so a recording always gets the same transcript."""
-    zero = np.concatenate([[False], samples == 0, [False]])
-    edges = np.flatnonzero(zero[1:] != zero[:-1])  # alternately the start and the end of each run of zeros
-    runs = [(start, end) for start, end in zip(edges[::2], edges[1::2]) if end - start >= DIGITAL_SILENCE_SAMPLES]
-    lead = runs[0][1] if runs and runs[0][0] == 0 else 0
-    trail = runs[-1][0] if runs and runs[-1][1] == len(samples) and runs[-1][0] >= lead else len(samples)
-    inside = [run for run in runs if lead <= run[0] and run[1] <= trail]
-    if (lead == 0 and trail == len(samples)) or inside or trail <= lead:
+    runs = [(start, end) for start, end in zip(*runs_of_true(samples == 0)) if end - start >= DIGITAL_SILENCE_SAMPLES]
+    if not runs:
+        return samples
+    lead = runs[0][1] if runs[0][0] == 0 else 0
+    trail = runs[-1][0] if runs[-1][1] == len(samples) else len(samples)
+    edge_runs = int(lead > 0) + int(trail < len(samples))  # numpy bools would add as "or"
+    if len(runs) != edge_runs or trail <= lead:  # silence inside, or nothing but silence
         return samples
     level = background_rms(samples[lead:trail])
     rng = np.random.default_rng(seed)

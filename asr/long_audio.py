@@ -26,7 +26,7 @@ import numpy as np
 import soundfile
 import torch
 
-from asr.audio import SAMPLE_RATE, resample
+from asr.audio import SAMPLE_RATE, resample, runs_of_true
 from asr.errors import AudioError
 
 
@@ -89,9 +89,7 @@ class LongAudioFile:
 
 def blank_runs(log_probs: np.ndarray, blank: int) -> tuple[np.ndarray, np.ndarray]:
     """The [start, end) frames of each run of frames whose likeliest output is blank."""
-    is_blank = (log_probs.argmax(axis=1) == blank).astype(np.int8)
-    edges = np.diff(np.concatenate([[0], is_blank, [0]]))
-    return np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+    return runs_of_true(log_probs.argmax(axis=1) == blank)
 
 
 def cut_frame(log_probs: np.ndarray, blank: int, frame_seconds: float, config: WindowConfig) -> int:
@@ -140,10 +138,10 @@ def pause_segments(log_probs: np.ndarray, blank: int, frame_seconds: float, min_
 
     A cut goes in the middle of every run of blank frames at least `min_pause_seconds` long, unless the segment it
     ends would be shorter than `min_segment_seconds`. The defaults were chosen on dev files of joined sentences
-    (tools/tune_long_audio.py): shorter pauses also cut sentences at their commas. Decoding each segment from a fresh sentence start is how the
-    acoustic model and the LM were trained (one sentence at a time, which never ends in a space, so the model
-    emits none between sentences); decoding it all as one would spell the last word of a sentence and the first of
-    the next as one word, and let one sentence's LM context bleed into the next.
+    (tools/tune_long_audio.py): shorter pauses also cut sentences at their commas. Decoding each segment from a
+    fresh sentence start is how the acoustic model and the LM were trained (one sentence at a time, which never
+    ends in a space, so the model emits none between sentences); decoding it all as one would spell the last word
+    of a sentence and the first of the next as one word, and let one sentence's LM context bleed into the next.
     """
     frames = len(log_probs)
     if frames == 0:
