@@ -21,10 +21,15 @@ from asr.errors import CheckpointError
 from asr.features import FeatureConfig
 from asr.model import BiLstmCtc, ModelConfig
 from asr.text import Vocabulary
+from asr.widen import widen_lstm_state
 
 MODEL_FORMAT = "asr-model"
 TRAINING_STATE_FORMAT = "asr-training-state"
 FORMAT_VERSION = 1  # bump on any change that an older reader would misread
+# Files whose weight matrices are stored as int8 (`int8_scales` present): a version-1 reader would load the int8
+# values as if they were weights, so these carry version 2 and older releases refuse them.
+INT8_WEIGHTS_VERSION = 2
+READABLE_VERSIONS = (FORMAT_VERSION, INT8_WEIGHTS_VERSION)
 
 
 @dataclass
@@ -79,9 +84,10 @@ def load_payload(path: str | os.PathLike, expected_format: str | tuple[str, ...]
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: not an asr {kind} file (format {found!r}, expected {' or '.join(formats)})")
     version = payload.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: {kind} file format version {version}, but this asr reads version "
-                              f"{FORMAT_VERSION}; use the asr release that wrote it, or re-train")
+    if version not in READABLE_VERSIONS:
+        raise CheckpointError(f"{path}: {kind} file format version {version}, but this asr reads versions "
+                              f"{', '.join(map(str, READABLE_VERSIONS))}; use the asr release that wrote it, or "
+                              "re-train")
     return payload
 
 
@@ -105,6 +111,31 @@ def save_model(path: str | os.PathLike, model: BiLstmCtc, feature_config: Featur
     atomic_save(model_payload(model, feature_config, vocabulary, metadata, decoding), path)
 
 
+def quantize_weights(payload: dict, names) -> dict:
+    """The payload with the weight matrices `names` stored as int8, one scale per row (per output unit, or per
+    LSTM gate unit): a quarter of fp32's size. Rounding moves each weight by at most half its row's largest
+    magnitude over 127; loading widens them back to fp32 (`dequantized_state`)."""
+    state, scales = dict(payload["state_dict"]), {}
+    for name in names:
+        weights = state[name].float()
+        scale = weights.abs().amax(dim=1).clamp(min=1e-12) / 127.0  # (rows,)
+        state[name] = torch.round(weights / scale[:, None]).to(torch.int8)
+        scales[name] = scale
+    return {**payload, "format_version": INT8_WEIGHTS_VERSION, "state_dict": state, "int8_scales": scales}
+
+
+def dequantized_state(payload: dict) -> dict:
+    """The payload's state dict with int8-stored matrices widened back to fp32 (KeyError or ValueError if the
+    scales do not match them)."""
+    state, scales = dict(payload["state_dict"]), payload.get("int8_scales") or {}
+    for name, scale in scales.items():
+        weights = state[name]
+        if weights.dtype != torch.int8 or weights.dim() != 2 or scale.shape != (weights.shape[0],):
+            raise ValueError(f"int8 weights {name} do not match their scales")
+        state[name] = weights.float() * scale.float()[:, None]
+    return state
+
+
 def model_from_payload(payload: dict, source: str | os.PathLike) -> ModelFile:
     """Rebuild the model from a payload of `model_payload`; `source` names it in errors."""
     try:
@@ -112,7 +143,7 @@ def model_from_payload(payload: dict, source: str | os.PathLike) -> ModelFile:
         feature_config = FeatureConfig(**payload["feature_config"])
         vocabulary = Vocabulary(tuple(payload["vocabulary"]))
         model = BiLstmCtc(model_config)
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(dequantized_state(payload))
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         reason = str(error).strip().splitlines()[0][:160]
         raise CheckpointError(f"{source}: damaged or inconsistent model file ({reason}); re-download or "
@@ -132,10 +163,11 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
 def initialize_from(model: BiLstmCtc, source: ModelFile, feature_config: FeatureConfig,
                     source_path: str | os.PathLike) -> None:
     """Start `model` from the weights and feature normalisation of `source`, a model of the same shape that may
-    emit fewer CTC frames per LSTM step.
+    emit fewer CTC frames per LSTM step, or have fewer LSTM units per direction.
 
     A widened output layer starts as copies of the source's, so the new model first emits each frame
     `outputs_per_step` times, which CTC reads as the same transcript; training then lets the copies differ.
+    Added LSTM units start unread (`asr.widen`), so the model first emits what the source did.
     """
     if source.feature_config != feature_config or len(source.vocabulary) != model.config.vocab_size:
         raise CheckpointError(f"{source_path}: its features or vocabulary differ from this run's; initialise from a "
@@ -146,6 +178,11 @@ def initialize_from(model: BiLstmCtc, source: ModelFile, feature_config: Feature
         state["output.weight"] = state["output.weight"].repeat(copies, 1)  # (copies * vocab, 2 * hidden)
         state["output.bias"] = state["output.bias"].repeat(copies)  # (copies * vocab,)
     wanted = model.state_dict()
+    hidden, new_hidden = source.model.config.hidden_size, model.config.hidden_size
+    grown_source = dataclasses.replace(source.model.config, hidden_size=new_hidden, dropout=model.config.dropout,
+                                       outputs_per_step=model.config.outputs_per_step)
+    if hidden < new_hidden and grown_source == model.config:
+        state = widen_lstm_state(state, wanted, model.config.num_layers, hidden, new_hidden)
     if state.keys() != wanted.keys() or any(state[k].shape != wanted[k].shape for k in wanted):
         raise CheckpointError(f"{source_path}: its model ({source.model.config}) does not match this run's "
                               f"({model.config}); initialise from a model of the same size")

@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from asr.checkpoint import FORMAT_VERSION, initialize_from, load_model_file, model_payload, save_model
+from asr.checkpoint import READABLE_VERSIONS, initialize_from, load_model_file, model_payload, save_model
 from asr.decode import greedy_decode
 from asr.errors import CheckpointError
 from asr.features import FeatureConfig
@@ -45,7 +45,7 @@ def test_truncated_file(tmp_path):
 
 def test_other_format_version(tmp_path):
     payload = model_payload(small_model(), FeatureConfig(), Vocabulary())
-    payload["format_version"] = FORMAT_VERSION + 1
+    payload["format_version"] = max(READABLE_VERSIONS) + 1
     torch.save(payload, tmp_path / "future.pt")
     with pytest.raises(CheckpointError, match="format version"):
         load_model_file(tmp_path / "future.pt")
@@ -107,8 +107,31 @@ def test_a_model_widened_to_two_outputs_per_step_starts_with_the_same_transcript
 def test_initializing_from_a_model_of_another_size_is_refused(tmp_path):
     path = tmp_path / "source.pt"
     save_model(path, small_model(), FeatureConfig(), Vocabulary())
-    bigger = BiLstmCtc(ModelConfig(subsampling=2, conv_channels=4, hidden_size=16, num_layers=1))
-    with pytest.raises(CheckpointError, match="source.pt.*does not match"):
-        initialize_from(bigger, load_model_file(path), FeatureConfig(), path)
+    for other in (ModelConfig(subsampling=2, conv_channels=4, hidden_size=8, num_layers=2),
+                  ModelConfig(subsampling=2, conv_channels=4, hidden_size=4, num_layers=1)):  # deeper; narrower
+        with pytest.raises(CheckpointError, match="source.pt.*does not match"):
+            initialize_from(BiLstmCtc(other), load_model_file(path), FeatureConfig(), path)
     with pytest.raises(CheckpointError, match="features"):
         initialize_from(small_model(), load_model_file(path), FeatureConfig(n_mels=40), path)
+
+
+def test_a_model_given_more_lstm_units_starts_with_the_same_outputs_and_can_learn(tmp_path):
+    torch.manual_seed(2)
+    source_model = BiLstmCtc(ModelConfig(subsampling=4, conv_channels=4, hidden_size=8, num_layers=3,
+                                         outputs_per_step=2)).eval()
+    path = tmp_path / "source.pt"
+    save_model(path, source_model, FeatureConfig(), Vocabulary())
+    wider = BiLstmCtc(ModelConfig(subsampling=4, conv_channels=4, hidden_size=12, num_layers=3, outputs_per_step=2))
+    initialize_from(wider, load_model_file(path), FeatureConfig(), path)
+    feats, lengths = torch.randn(2, 200, 80), torch.tensor([200, 150])
+    wider.eval()
+    with torch.no_grad():
+        before, _ = source_model(feats, lengths)
+        after, _ = wider(feats, lengths)
+    assert torch.allclose(after, before, atol=1e-5)
+    # The added units' outgoing weights start at zero but get gradients, so training puts them to use.
+    wider.train()
+    log_probs, _ = wider(feats, lengths)
+    log_probs[..., 0].sum().backward()
+    assert wider.output.weight.grad[:, 8:12].abs().sum() > 0
+    assert wider.lstm.weight_ih_l1.grad[:, 8:12].abs().sum() > 0

@@ -5,9 +5,10 @@ import shutil
 import pytest
 import torch
 
-from asr.checkpoint import load_model_file, save_model
+from asr.checkpoint import FORMAT_VERSION, INT8_WEIGHTS_VERSION, load_model_file, save_model
+from asr.errors import CheckpointError
 from asr.cli import main
-from asr.export import export_model, fp16_round_trip_error
+from asr.export import export_model, round_trip_error
 from asr.features import FeatureConfig
 from asr.model import BiLstmCtc, ModelConfig
 from asr.ngram import build_arpa
@@ -53,12 +54,36 @@ def test_the_stored_penalties_are_used_unless_overridden(tuned_model):
     assert (options.unk_penalty, options.blank_penalty) == (-5.0, 0.5)
 
 
-def test_fp16_weights_barely_move_the_outputs(tuned_model, tmp_path):
+def test_fp16_and_int8_weights_barely_move_the_outputs(tuned_model, tmp_path):
     half = export_model(tuned_model, tmp_path / "half").files[0]
-    full = export_model(tuned_model, tmp_path / "full", half=False).files[0]
+    full = export_model(tuned_model, tmp_path / "full", weights="fp32").files[0]
+    int8 = export_model(tuned_model, tmp_path / "int8", weights="int8").files[0]
     assert half.stat().st_size < 0.6 * full.stat().st_size
-    assert 0 < fp16_round_trip_error(tuned_model, half) < 0.02
-    assert fp16_round_trip_error(tuned_model, full) == 0
+    assert int8.stat().st_size < 0.6 * half.stat().st_size
+    assert 0 < round_trip_error(tuned_model, half) < 0.02
+    assert 0 < round_trip_error(tuned_model, int8) < 0.1
+    assert round_trip_error(tuned_model, full) == 0
+    assert load_model_file(int8).metadata["weights"] == "int8"
+    # An int8 file exported again as fp16 is as close to the original as int8 was.
+    again = export_model(int8, tmp_path / "again").files[0]
+    assert round_trip_error(int8, again) < 0.02
+
+
+def test_int8_weights_that_do_not_match_their_scales_are_refused(tuned_model, tmp_path):
+    int8 = export_model(tuned_model, tmp_path / "int8", weights="int8").files[0]
+    payload = torch.load(int8, weights_only=True)
+    name = next(iter(payload["int8_scales"]))
+    payload["int8_scales"][name] = payload["int8_scales"][name][:-1]
+    torch.save(payload, int8)
+    with pytest.raises(CheckpointError, match="int8/model.pt: damaged.*do not match their scales"):
+        load_model_file(int8)
+
+
+def test_an_int8_file_is_refused_by_readers_of_version_1_only(tuned_model, tmp_path):
+    int8 = export_model(tuned_model, tmp_path / "int8", weights="int8").files[0]
+    assert torch.load(int8, weights_only=True)["format_version"] == INT8_WEIGHTS_VERSION != FORMAT_VERSION
+    assert torch.load(export_model(tuned_model, tmp_path / "half").files[0],
+                      weights_only=True)["format_version"] == FORMAT_VERSION
 
 
 def test_export_refuses_a_model_whose_lm_is_gone(tuned_model, tmp_path, capsys):
