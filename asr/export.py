@@ -48,7 +48,7 @@ def export_model(model_path: str | os.PathLike, output_dir: str | os.PathLike, n
                                             payload.get("metadata"), payload.get("decoding")))
     payload.pop("int8_scales", None)
     # Parameters only: the feature statistics are buffers, and they stay exact.
-    parameters = {key for key, value in model_file.model.named_parameters() if value.is_floating_point()}
+    parameters = {key for key, _ in model_file.model.named_parameters()}
     if weights == "fp16":
         payload["state_dict"] = {key: value.half() if key in parameters else value
                                  for key, value in payload["state_dict"].items()}
@@ -84,8 +84,7 @@ def export_model(model_path: str | os.PathLike, output_dir: str | os.PathLike, n
     return ExportReport(files, has_lm=bool(recorded))
 
 
-def round_trip_error(model_path: str | os.PathLike, exported_path: str | os.PathLike,
-                          frames: int = 300) -> float:
+def round_trip_error(model_path: str | os.PathLike, exported_path: str | os.PathLike, frames: int = 300) -> float:
     """The largest difference in log-probability between two model files on the same random features."""
     original, exported = load_model_file(model_path), load_model_file(exported_path)
     model = original.model  # features at the training set's own mean and spread

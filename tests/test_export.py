@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from asr.checkpoint import FORMAT_VERSION, INT8_WEIGHTS_VERSION, load_model_file, save_model
-from asr.errors import CheckpointError
 from asr.cli import main
+from asr.errors import CheckpointError
 from asr.export import export_model, round_trip_error
 from asr.features import FeatureConfig
 from asr.model import BiLstmCtc, ModelConfig
