@@ -190,7 +190,7 @@ def initialize_from(model: BiLstmCtc, source: ModelFile, feature_config: Feature
 
 
 def average_checkpoints(paths, output: str | os.PathLike, metadata: dict | None = None) -> ModelFile:
-    """Average the weights of several training-state (or model) files of one run into a model file.
+    """Average the weights of several training-state (or model) files of one model shape into a model file.
 
     Averaging the last few epochs' weights smooths out the noise of the final steps and usually lowers WER a
     little; the feature statistics and configs come from the last file.
@@ -212,7 +212,10 @@ def average_checkpoints(paths, output: str | os.PathLike, metadata: dict | None 
         else:
             average[name] = tensor
     last.model.load_state_dict(average)
-    metadata = {**last.metadata, **(metadata or {}), "averaged_checkpoints": [Path(p).name for p in paths]}
+    # File names alone when all come from one folder (one run's epochs), else the paths, which tell runs apart.
+    one_folder = len({Path(p).parent for p in paths}) == 1
+    names = [Path(p).name if one_folder else str(p) for p in paths]
+    metadata = {**last.metadata, **(metadata or {}), "averaged_checkpoints": names}
     save_model(output, last.model, last.feature_config, last.vocabulary, metadata, last.decoding)
     return load_model_file(output)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import torch
 
-from asr.checkpoint import load_model_file
+from asr.checkpoint import TRAINING_STATE_FORMAT, load_model_file, load_payload, model_from_payload
 from asr.data import read_manifest
 from asr.text import normalize_text
 
@@ -52,6 +53,20 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
     assert any((exp / "tensorboard").iterdir())
     averaged = load_model_file(exp / "model_avg.pt")
     assert averaged.metadata["averaged_checkpoints"] == ["epoch-2.pt", "epoch-3.pt"]
+    sibling = subprocess.run([sys.executable, str(RECIPE.parent / "local" / "average.py"), "--exp-dir", str(exp),
+                              "--last", "1", "--with-checkpoints", str(exp / "checkpoints" / "epoch-1.pt"),
+                              "--output", str(tmp_path / "with_sibling.pt")], capture_output=True, text=True)
+    assert sibling.returncode == 0, sibling.stderr[-2000:]
+    with_sibling = load_model_file(tmp_path / "with_sibling.pt")
+    assert with_sibling.metadata["averaged_checkpoints"] == ["epoch-1.pt", "epoch-3.pt"]
+
+    def epoch_weights(n):
+        path = exp / "checkpoints" / f"epoch-{n}.pt"
+        return model_from_payload(load_payload(path, TRAINING_STATE_FORMAT)["model"], path).model.state_dict()
+
+    first_epoch, last_epoch = epoch_weights(1), epoch_weights(3)
+    weight = "output.weight"
+    assert torch.allclose(with_sibling.model.state_dict()[weight], (first_epoch[weight] + last_epoch[weight]) / 2)
     results = (exp / "RESULTS.md").read_text()
     assert (data / "lm" / "lm.bin").exists()
     lm_words = (data / "lm" / "lm.bin.words").read_text().split()

@@ -25,6 +25,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exp-dir", required=True)
     parser.add_argument("--last", type=int, default=3, help="how many of the last epochs (default: 3)")
+    parser.add_argument("--with-checkpoints", nargs="+", default=[], metavar="FILE",
+                        help="more checkpoints or model files of the same model shape to average in first, e.g. the "
+                             "last epoch of the run this one was started from (train.init_from)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--train-data", help="the shard folder trained on, for the hours of a run stopped early")
     args = parser.parse_args()
@@ -36,9 +39,9 @@ def main() -> int:
         metadata = stopped_run_metadata(exp, args.train_data)
         if metadata["step_in_epoch"]:  # stopped mid-epoch: the newest weights are in last.pt
             epochs.append(exp / "checkpoints" / "last.pt")
-    epochs = epochs[-args.last:]
+    epochs = [Path(p) for p in args.with_checkpoints] + epochs[-args.last:]  # metadata and stats: this run's
     average_checkpoints(epochs, args.output, metadata=metadata)
-    print(f"averaged {', '.join(p.name for p in epochs)} -> {args.output}")
+    print(f"averaged {', '.join(map(str, epochs))} -> {args.output}")
     return 0
 
 
