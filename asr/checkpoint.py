@@ -160,6 +160,12 @@ def load_model_file(path: str | os.PathLike) -> ModelFile:
     return model_from_payload(load_payload(path, MODEL_FORMAT), path)
 
 
+def load_model_or_checkpoint(path: str | os.PathLike) -> ModelFile:
+    """Load the model of a model file or of a training-state checkpoint (which holds a model file's payload)."""
+    payload = load_payload(path, (MODEL_FORMAT, TRAINING_STATE_FORMAT))
+    return model_from_payload(payload["model"] if payload["format"] == TRAINING_STATE_FORMAT else payload, path)
+
+
 def initialize_from(model: BiLstmCtc, source: ModelFile, feature_config: FeatureConfig,
                     source_path: str | os.PathLike) -> None:
     """Start `model` from the weights and feature normalisation of `source`, a model of the same shape that may
@@ -197,11 +203,7 @@ def average_checkpoints(paths, output: str | os.PathLike, metadata: dict | None 
     """
     if not paths:
         raise CheckpointError("no checkpoints to average; train first")
-    models = []
-    for path in paths:
-        payload = load_payload(path, (MODEL_FORMAT, TRAINING_STATE_FORMAT))
-        models.append(model_from_payload(payload["model"] if payload["format"] == TRAINING_STATE_FORMAT else payload,
-                                         path))
+    models = [load_model_or_checkpoint(path) for path in paths]
     last = models[-1]
     if any(m.model.config != last.model.config for m in models):
         raise CheckpointError("the checkpoints have different model configs; average checkpoints of one run only")

@@ -10,7 +10,7 @@ import pytest
 import soundfile
 import torch
 
-from asr.checkpoint import TRAINING_STATE_FORMAT, load_model_file, load_payload, model_from_payload
+from asr.checkpoint import load_model_file, load_model_or_checkpoint
 from asr.data import read_manifest
 from asr.text import normalize_text
 
@@ -53,18 +53,17 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
     assert any((exp / "tensorboard").iterdir())
     averaged = load_model_file(exp / "model_avg.pt")
     assert averaged.metadata["averaged_checkpoints"] == ["epoch-2.pt", "epoch-3.pt"]
+    other_run = tmp_path / "other-run" / "epoch-1.pt"  # a checkpoint from another folder, as of an earlier run
+    other_run.parent.mkdir()
+    other_run.write_bytes((exp / "checkpoints" / "epoch-1.pt").read_bytes())
     sibling = subprocess.run([sys.executable, str(RECIPE.parent / "local" / "average.py"), "--exp-dir", str(exp),
-                              "--last", "1", "--with-checkpoints", str(exp / "checkpoints" / "epoch-1.pt"),
+                              "--last", "1", "--with-checkpoints", str(other_run),
                               "--output", str(tmp_path / "with_sibling.pt")], capture_output=True, text=True)
     assert sibling.returncode == 0, sibling.stderr[-2000:]
     with_sibling = load_model_file(tmp_path / "with_sibling.pt")
-    assert with_sibling.metadata["averaged_checkpoints"] == ["epoch-1.pt", "epoch-3.pt"]
-
-    def epoch_weights(n):
-        path = exp / "checkpoints" / f"epoch-{n}.pt"
-        return model_from_payload(load_payload(path, TRAINING_STATE_FORMAT)["model"], path).model.state_dict()
-
-    first_epoch, last_epoch = epoch_weights(1), epoch_weights(3)
+    assert with_sibling.metadata["averaged_checkpoints"] == [str(other_run), str(exp / "checkpoints" / "epoch-3.pt")]
+    first_epoch, last_epoch = (load_model_or_checkpoint(exp / "checkpoints" / f"epoch-{n}.pt").model.state_dict()
+                               for n in (1, 3))
     weight = "output.weight"
     assert torch.allclose(with_sibling.model.state_dict()[weight], (first_epoch[weight] + last_epoch[weight]) / 2)
     results = (exp / "RESULTS.md").read_text()
