@@ -205,8 +205,10 @@ def average_checkpoints(paths, output: str | os.PathLike, metadata: dict | None 
         raise CheckpointError("no checkpoints to average; train first")
     models = [load_model_or_checkpoint(path) for path in paths]
     last = models[-1]
-    if any(m.model.config != last.model.config for m in models):
-        raise CheckpointError("the checkpoints have different model configs; average checkpoints of one run only")
+    for path, model_file in zip(paths, models):
+        if model_file.model.config != last.model.config:
+            raise CheckpointError(f"{path}: its model config differs from that of {paths[-1]}; average checkpoints "
+                                  "of one model shape only")
     average = {}
     for name, tensor in last.model.state_dict().items():
         if tensor.is_floating_point():

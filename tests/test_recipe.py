@@ -62,6 +62,11 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
     assert sibling.returncode == 0, sibling.stderr[-2000:]
     with_sibling = load_model_file(tmp_path / "with_sibling.pt")
     assert with_sibling.metadata["averaged_checkpoints"] == [str(other_run), str(exp / "checkpoints" / "epoch-3.pt")]
+    missing = subprocess.run([sys.executable, str(RECIPE.parent / "local" / "average.py"), "--exp-dir", str(exp),
+                              "--with-checkpoints", str(tmp_path / "missing.pt"), "--output", str(tmp_path / "x.pt")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "missing.pt" in missing.stderr and len(missing.stderr.splitlines()) == 1
+    assert not (tmp_path / "x.pt").exists()
     first_epoch, last_epoch = (load_model_or_checkpoint(exp / "checkpoints" / f"epoch-{n}.pt").model.state_dict()
                                for n in (1, 3))
     weight = "output.weight"

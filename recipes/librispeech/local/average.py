@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from asr.checkpoint import TRAINING_STATE_FORMAT, average_checkpoints, load_model_file, load_payload
+from asr.cli import EXIT_BAD_INPUT
+from asr.errors import AsrError
 from asr.shards import read_index
 
 
@@ -40,7 +42,11 @@ def main() -> int:
         if metadata["step_in_epoch"]:  # stopped mid-epoch: the newest weights are in last.pt
             epochs.append(exp / "checkpoints" / "last.pt")
     epochs = [Path(p) for p in args.with_checkpoints] + epochs[-args.last:]  # metadata and stats: this run's
-    average_checkpoints(epochs, args.output, metadata=metadata)
+    try:
+        average_checkpoints(epochs, args.output, metadata=metadata)
+    except AsrError as error:  # a wrong path or a checkpoint of another shape: one line, not a traceback
+        print(f"average.py: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     print(f"averaged {', '.join(map(str, epochs))} -> {args.output}")
     return 0
 
