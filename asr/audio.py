@@ -15,6 +15,7 @@ import soundfile
 import torch
 
 from asr.errors import AudioError
+from asr.torchaudio_backend import torchaudio
 
 SAMPLE_RATE = 16_000  # Hz; every model in this package works at this rate
 # Longer input is refused rather than read whole (3 h of 16 kHz float32 is ~0.7 GB); long files are
@@ -78,10 +79,8 @@ def audio_duration(path: str | os.PathLike) -> float:
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     """Band-limited resampling (torchaudio's windowed sinc), float32 in and out."""
-    import torchaudio.functional  # kept here so torchaudio is used in one place for audio
-
     tensor = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-    return torchaudio.functional.resample(tensor, from_rate, to_rate).numpy()
+    return torchaudio().functional.resample(tensor, from_rate, to_rate).numpy()
 
 
 def runs_of_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

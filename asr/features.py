@@ -1,7 +1,8 @@
 """Log-mel filterbank features, their global normalisation statistics, and SpecAugment.
 
 Features are computed one utterance at a time (so padding never leaks into a frame) and are (frames, n_mels),
-10 ms apart. torchaudio computes them; this module is the only place that knows.
+10 ms apart. torchaudio computes them (loaded by `asr.torchaudio_backend`); this module is the only place that
+knows.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 
 from asr.audio import SAMPLE_RATE
+from asr.torchaudio_backend import torchaudio
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,8 @@ class FeatureConfig:
 
 @lru_cache(maxsize=4)
 def _mel_transform(config: FeatureConfig):
-    import torchaudio
-
     # Slaney mel scale and area normalisation: the same filterbank librosa uses by default.
-    return torchaudio.transforms.MelSpectrogram(
+    return torchaudio().transforms.MelSpectrogram(
         sample_rate=config.sample_rate, n_fft=config.n_fft, win_length=config.win_length,
         hop_length=config.hop_length, f_min=config.f_min, f_max=config.f_max, n_mels=config.n_mels,
         power=2.0, norm="slaney", mel_scale="slaney", center=True,

@@ -31,6 +31,7 @@ from asr import augment
 from asr.audio import SAMPLE_RATE
 from asr.errors import AsrError
 from asr.text import DEFAULT_TOKENS, normalize_text
+from asr.torchaudio_backend import torchaudio
 from asr.tts import Voice, check_engine, synthesize
 
 log = logging.getLogger(__name__)
@@ -330,6 +331,7 @@ def write_corpus(root: str | os.PathLike, plan: Sequence[PlannedUtterance], seed
         check_engine(engine)
     for voice in {v for v in voices.values() if v.engine == "festival"}:
         check_engine("festival", voice.name)
+    torchaudio()  # every voice not at 16 kHz is resampled: fail here, not once for each of thousands of utterances
     speakers = speaker_plan(seed)
     babble_voices = {split: [s.voice for s in speakers[split] if s.voice.engine != "festival"] for split in SPLITS}
     babble_voices[DEV_CLEAN_SPLIT] = babble_voices["dev"]
