@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Measure every figure of the model card (asr/models/README.md) for the bundled default model, one log per figure.
+#
+#   bash tools/model_card_figures.sh [OUTPUT_DIR]      (default: model-card-figures/)
+#
+# Needs the recipe's synthetic corpus and manifests (recipes/librispeech: ./run.sh --stop-stage 1) and, for the
+# comparison, PocketSphinx (pip install pocketsphinx). About 30 minutes on 2 CPU cores; each step's log is
+# written when it finishes, and a step whose log exists is skipped, so an interrupted run goes on where it stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-model-card-figures}
+manifests=recipes/librispeech/data/manifests
+metadata=recipes/librispeech/data/synthetic/metadata.jsonl
+for file in "$manifests"/{dev,test,dev-clean-text,real-dev}.jsonl "$metadata"; do
+  [ -f "$file" ] || { echo "model_card_figures: $file is missing; make the corpus first (recipes/librispeech:" \
+                           "./run.sh --stop-stage 1)" >&2; exit 2; }
+done
+mkdir -p "$out"
+python=.venv/bin/python
+asr=.venv/bin/asr
+
+step() {  # step NAME COMMAND...: run COMMAND into $out/NAME.txt unless that log exists
+  local name=$1; shift
+  if [ -f "$out/$name.txt" ]; then echo "== $name: done before ($out/$name.txt)"; return; fi
+  echo "== $name: $*"
+  "$@" > "$out/$name.txt.tmp" 2>&1 || { echo "model_card_figures: $name failed, see $out/$name.txt.tmp" >&2; exit 1; }
+  mv "$out/$name.txt.tmp" "$out/$name.txt"
+  tail -n 3 "$out/$name.txt"
+}
+
+for set in dev test dev-clean-text real-dev; do
+  step "$set-lm" "$asr" evaluate --manifest "$manifests/$set.jsonl" --errors-file "$out/$set-lm.errors.txt" \
+    --no-progress
+  step "$set-greedy" "$asr" evaluate --manifest "$manifests/$set.jsonl" --no-lm --no-progress
+done
+step by-condition "$python" tools/wer_by_condition.py --errors "$out/test-lm.errors.txt" --metadata "$metadata"
+step pocketsphinx "$python" tools/compare_pocketsphinx.py --manifest "$manifests/real-dev.jsonl"
+step speed "$python" tools/bench_transcribe.py --manifest "$manifests/test.jsonl" --limit 200
+step long-audio-same "$python" tools/bench_long_audio.py --manifest "$manifests/test.jsonl" --same-content \
+  --seeds 0 1 2
+step long-audio "$python" tools/bench_long_audio.py --manifest "$manifests/test.jsonl"
+step frame-phase-silence "$python" tools/bench_frame_phase.py --manifest "$manifests/test.jsonl" --limit 150 \
+  --shifts-ms 0 400
+step frame-phase "$python" tools/bench_frame_phase.py --manifest "$manifests/test.jsonl" --limit 300
+echo "model_card_figures: every log is in $out/"
