@@ -28,6 +28,8 @@ def torchaudio() -> ModuleType:
         import torchaudio.functional  # noqa: F401  (loads the compiled extension)
         import torchaudio.transforms  # noqa: F401
     except (ImportError, OSError) as error:
+        while error.__cause__ is not None:  # torchaudio re-raises the loader's error as "Could not load ..."
+            error = error.__cause__
         detail = (str(error).strip().splitlines() or [type(error).__name__])[-1]
         raise AsrError(f"torchaudio {_version('torchaudio')} cannot be loaded with torch {_version('torch')} "
                        f"({detail}); install the pair asr pins: pip install torch==2.11.0 torchaudio==2.11.0") from None

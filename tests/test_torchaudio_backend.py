@@ -10,12 +10,15 @@ from asr.errors import AsrError
 
 @pytest.fixture
 def broken_torchaudio(monkeypatch):
-    """torchaudio as a build for another torch release imports: an OSError from its compiled extension."""
+    """torchaudio as a build for another torch release imports (2.11.1 with torch 2.11.0): the loader's OSError,
+    re-raised by torchaudio as one that names only the library."""
     real_import = builtins.__import__
 
     def failing_import(name, *args, **kwargs):
         if name.startswith("torchaudio"):
-            raise OSError("libtorchaudio.so: undefined symbol: torch_exception_get_what_without_backtrace")
+            library = "/venv/torchaudio/lib/libtorchaudio.so"
+            loader_error = OSError(f"{library}: undefined symbol: torch_exception_get_what_without_backtrace")
+            raise OSError(f"Could not load this library: {library}") from loader_error
         return real_import(name, *args, **kwargs)
 
     torchaudio_backend.torchaudio.cache_clear()
