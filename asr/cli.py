@@ -25,7 +25,8 @@ def _lm_choice(args):
     return args.lm
 
 
-def _add_lm_options(parser: argparse.ArgumentParser) -> None:
+def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
+    """The LM and voting options that `transcribe` and `evaluate` share."""
     parser.add_argument("--lm", help="word n-gram LM (ARPA or KenLM binary) for beam search (default: the one "
                                      "`asr lm tune` stored with the model, if any)")
     parser.add_argument("--no-lm", action="store_true", help="decode without a language model")
@@ -37,6 +38,10 @@ def _add_lm_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blank-penalty", type=float,
                         help="subtracted from the CTC blank's log-probability in every frame of the LM beam "
                              "search, at least 0; higher drops fewer letters (default: the tuned value)")
+    parser.add_argument("--passes", type=int,
+                        help="transcribe N copies of the audio, each delayed a few milliseconds more, and keep "
+                             "the words most of them agree on: fewer errors for N times the work (default: the "
+                             "number stored with the model, else 1)")
 
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
@@ -68,7 +73,7 @@ def _transcribe(args) -> int:
     recognizer = load_model(args.model or default_model_path(), device=args.device, beam_size=args.beam_size,
                             lm=_lm_choice(args), lm_weight=args.lm_weight, word_bonus=args.word_bonus,
                             unk_penalty=args.unk_penalty, blank_penalty=args.blank_penalty, int8=args.int8,
-                            threads=args.threads)
+                            threads=args.threads, passes=args.passes)
     render, suffix = FORMATS[args.format]
     output_dir = Path(args.output_dir) if args.output_dir else None
     if output_dir:
@@ -126,7 +131,7 @@ def _evaluate(args) -> int:
                                beam_size=args.beam_size, errors_path=args.errors_file, batch_size=args.batch_size,
                                lm=_lm_choice(args), lm_weight=args.lm_weight, word_bonus=args.word_bonus,
                                unk_penalty=args.unk_penalty, blank_penalty=args.blank_penalty,
-                               show_progress=not args.no_progress)
+                               passes=args.passes, show_progress=not args.no_progress)
     print(f"WER {report.wer}")
     print(f"CER {report.cer}")
     if report.unreadable:
@@ -289,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  "srt / vtt: subtitles (SubRip / WebVTT)")
     transcribe.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
     transcribe.add_argument("--batch-size", type=int, default=8, help="files decoded together (default: 8)")
-    _add_lm_options(transcribe)
+    _add_decoding_options(transcribe)
     transcribe.set_defaults(run=_transcribe)
 
     train = commands.add_parser(
@@ -322,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
     evaluate.add_argument("--batch-size", type=int, default=16, help="utterances decoded together (default: 16)")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
-    _add_lm_options(evaluate)
+    _add_decoding_options(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
     corpus = commands.add_parser("corpus", help="make, prepare and list speech corpora",

@@ -17,6 +17,7 @@ from asr.data import Utterance, read_manifest
 from asr.errors import AsrError
 from asr.metrics import ErrorRate, char_error_rate, word_error_rate
 from asr.transcribe import Recognizer, load_model, read_in_batches
+from asr.voting import vote
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,11 @@ def evaluate_manifest(model_path: str | os.PathLike, manifest: str | os.PathLike
                       beam_size: int | None = None, errors_path: str | os.PathLike | None = None,
                       batch_size: int = 16, show_progress: bool = True, lm=None, lm_weight: float | None = None,
                       word_bonus: float | None = None, unk_penalty: float | None = None,
-                      blank_penalty: float | None = None) -> EvaluationReport:
+                      blank_penalty: float | None = None, passes: int | None = None) -> EvaluationReport:
     """Transcribe every utterance of `manifest` with the model and score against its text. `lm` as for
     `load_model`: a path, None for the model's tuned LM if it has one, False for none."""
     recognizer = load_model(model_path, device=device, lm=lm, lm_weight=lm_weight, word_bonus=word_bonus,
-                            unk_penalty=unk_penalty, blank_penalty=blank_penalty)
+                            unk_penalty=unk_penalty, blank_penalty=blank_penalty, passes=passes)
     report = evaluate_beams(recognizer, manifest, [beam_size or recognizer.beam_size], batch_size, show_progress)[0]
     if errors_path:
         write_errors_file(errors_path, report)
@@ -58,10 +59,12 @@ class ModelOutputs:
 
 
 def model_outputs(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: int = 16,
-                  show_progress: bool = True) -> ModelOutputs:
+                  show_progress: bool = True, delay: int = 0) -> ModelOutputs:
+    """The model's outputs on every utterance of `manifest`, each delayed by `delay` samples."""
     utterances = read_manifest(manifest)
     log_probs, durations, unreadable = {}, {}, 0
-    bar = tqdm(total=len(utterances), unit="utt", desc="acoustic model", disable=not show_progress)
+    bar = tqdm(total=len(utterances), unit="utt", desc="acoustic model" + (f" (delay {delay})" if delay else ""),
+               disable=not show_progress)
     in_order = iter(utterances)
     for batch in read_in_batches([u.audio for u in utterances], batch_size):
         chunk = [(next(in_order), samples) for _, samples in batch]
@@ -70,7 +73,7 @@ def model_outputs(recognizer: Recognizer, manifest: str | os.PathLike, batch_siz
                 log.warning("%s: %s", utterance.id, samples)
                 unreadable += 1
         readable = [(u, w) for u, w in chunk if not isinstance(w, AsrError)]
-        for (utterance, waveform), lp in zip(readable, recognizer.log_probs([w for _, w in readable])):
+        for (utterance, waveform), lp in zip(readable, recognizer.log_probs([w for _, w in readable], delay)):
             log_probs[utterance.id] = lp
             durations[utterance.id] = len(waveform) / SAMPLE_RATE
         bar.update(len(chunk))
@@ -78,17 +81,21 @@ def model_outputs(recognizer: Recognizer, manifest: str | os.PathLike, batch_siz
     return ModelOutputs(tuple(utterances), log_probs, durations, unreadable)
 
 
-def score_outputs(recognizer: Recognizer, outputs: ModelOutputs, beam_size: int, use_lm: bool = True,
-                  decoder=None) -> EvaluationReport:
-    """Decode `outputs` (with `decoder`, an `LmBeamSearchDecoder`, when given) and score against the references."""
+def score_outputs(recognizer: Recognizer, outputs: ModelOutputs | Sequence[ModelOutputs], beam_size: int,
+                  use_lm: bool = True, decoder=None) -> EvaluationReport:
+    """Decode `outputs` (with `decoder`, an `LmBeamSearchDecoder`, when given) and score against the references.
+    Given the outputs of several passes (one per delay), each is decoded and their transcripts are voted."""
+    passes = [outputs] if isinstance(outputs, ModelOutputs) else list(outputs)
+    outputs = passes[0]
     ids = [u.id for u in outputs.utterances if u.id in outputs.log_probs]
-    all_log_probs = [outputs.log_probs[i] for i in ids]
-    if decoder is not None:
-        found = decoder.decode_batch([lp.numpy() for lp in all_log_probs])
-        texts = [recognizer.vocabulary.decode(h[0].tokens) if h else "" for h in found]
-    else:
-        found = recognizer.hypotheses(all_log_probs, beam_size, use_lm)
+    if len(passes) == 1:
+        found = recognizer.hypotheses([outputs.log_probs[i] for i in ids], beam_size, use_lm, decoder)
         texts = [recognizer.vocabulary.decode(h.tokens) for h in found]
+    else:
+        durations = [outputs.durations[i] for i in ids]
+        per_pass = [recognizer.decode_many([p.log_probs[i] for i in ids], durations, ids, beam_size, use_lm, decoder)
+                    for p in passes]
+        texts = [vote(transcripts).text for transcripts in zip(*per_pass)]
     by_id = dict(zip(ids, texts))
     references = [u.text for u in outputs.utterances]
     hyps = [by_id.get(u.id, "") for u in outputs.utterances]  # unreadable audio scores as all deleted
@@ -99,8 +106,9 @@ def score_outputs(recognizer: Recognizer, outputs: ModelOutputs, beam_size: int,
 
 def evaluate_beams(recognizer: Recognizer, manifest: str | os.PathLike, beam_sizes: Sequence[int],
                    batch_size: int = 16, show_progress: bool = True, use_lm: bool = True) -> list[EvaluationReport]:
-    """Score `manifest` at each beam size (1 = greedy without an LM), running the model once for all of them."""
-    outputs = model_outputs(recognizer, manifest, batch_size, show_progress)
+    """Score `manifest` at each beam size (1 = greedy without an LM), running the model once (once per pass) for
+    all of them."""
+    outputs = [model_outputs(recognizer, manifest, batch_size, show_progress, delay) for delay in recognizer.delays]
     return [score_outputs(recognizer, outputs, beam, use_lm) for beam in beam_sizes]
 
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 from typing import Sequence
 
-from asr.transcribe import Transcript, Word
+from asr.transcript import Transcript, Word
 
 MAX_CUE_WORDS = 12
 MAX_CUE_SECONDS = 6.0

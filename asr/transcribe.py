@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -24,27 +23,12 @@ from asr.errors import AsrError
 from asr.features import log_mel
 from asr.lm import LanguageModel
 from asr.long_audio import LongAudioFile, WindowConfig, pause_segments, rerun_on_segments, windowed_log_probs
+from asr.transcript import Transcript, Word, shifted
+from asr.voting import vote
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LM_BEAM = 32  # beam width when an LM is used and neither the caller nor the model file names one
-
-
-@dataclass(frozen=True)
-class Word:
-    text: str
-    start: float  # seconds from the start of the audio
-    end: float  # seconds
-    confidence: float  # mean probability of the word's characters, 0..1
-
-
-@dataclass(frozen=True)
-class Transcript:
-    text: str
-    words: tuple[Word, ...]
-    confidence: float  # mean probability of the emitted characters, 0..1
-    duration: float  # seconds of audio
-    source: str = ""  # the path, or "" for arrays and bytes
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -75,13 +59,15 @@ def read_in_batches(paths: Iterable[str | os.PathLike],
 class Recognizer:
     """A loaded acoustic model with its features, vocabulary and default decoding options, and optionally a word
     n-gram LM for beam search (`lm`: a path or a `LanguageModel`; the LM weight, word bonus, unknown-word penalty
-    and blank penalty default to those `asr lm tune` stored in the model file)."""
+    and blank penalty default to those `asr lm tune` stored in the model file). `passes` > 1 transcribes that many
+    copies of the audio, each delayed a little more, and keeps what most of them agree on (`asr.voting`): fewer
+    errors for `passes` times the work; by default, the number stored in the model file, else 1."""
 
     def __init__(self, model_file: ModelFile, device: str | None = "cpu", beam_size: int | None = None,
                  lm: str | os.PathLike | LanguageModel | None = None, lm_weight: float | None = None,
                  word_bonus: float | None = None, int8: bool = False, threads: int | None = None,
                  window: WindowConfig = WindowConfig(), unk_penalty: float | None = None,
-                 blank_penalty: float | None = None):
+                 blank_penalty: float | None = None, passes: int | None = None):
         from asr.lm_decoder import DecoderOptions, LmBeamSearchDecoder
 
         self.device = resolve_device(device)
@@ -119,6 +105,14 @@ class Recognizer:
             self.beam_size = beam_size or int(decoding.get("beam_size", 1))
         # Seconds per model output frame: the feature hop times the feature frames per output frame.
         self.frame_seconds = self.model.config.input_frames_per_output / self.feature_config.frames_per_second
+        passes = int(decoding.get("passes", 1)) if passes is None else passes
+        if passes < 1:
+            raise AsrError(f"passes must be at least 1, not {passes}")
+        self.passes = passes
+        # With several passes, the audio is delayed by each of `passes` even steps across one LSTM step (40 ms for
+        # the default model), the phases at which its mistakes differ most (asr.voting).
+        step_samples = self.frame_seconds * self.model.config.outputs_per_step * self.feature_config.sample_rate
+        self.delays = [int(round(k * step_samples / passes)) for k in range(passes)]
 
     def transcribe(self, audio: AudioSource | Sequence[str | os.PathLike], sample_rate: int | None = None, *,
                    beam_size: int | None = None, batch_size: int = 8) -> Transcript | list[Transcript]:
@@ -177,9 +171,20 @@ class Recognizer:
             joined = windowed_log_probs(audio, lambda samples: self.log_probs([samples])[0], self.vocabulary.blank,
                                         self.frame_seconds, self.window, self.model.config.outputs_per_step)
             segments = pause_segments(joined.numpy(), self.vocabulary.blank, self.frame_seconds)
-            joined = rerun_on_segments(audio, joined, segments, self.vocabulary.blank, self.log_probs,
-                                       self.frame_seconds, self.window.window_seconds)
-            duration = audio.seconds
+            transcripts = []
+            for delay in self.delays:  # one pass at a time, so memory does not grow with the passes
+                # A delay moves each rerun segment's frames by under two; decoded apart at pauses, they need no
+                # realigning, and the words' times are moved back below.
+                refined = rerun_on_segments(audio, joined, segments, self.vocabulary.blank,
+                                            lambda waveforms: self.log_probs(waveforms, delay),
+                                            self.frame_seconds, self.window.window_seconds)
+                transcript = self._segments_transcript(refined, segments, audio.seconds, str(path), beam_size)
+                transcripts.append(shifted(transcript, delay / self.feature_config.sample_rate, audio.seconds))
+        return vote(transcripts)
+
+    def _segments_transcript(self, joined: torch.Tensor, segments: list[tuple[int, int]], duration: float,
+                             source: str, beam_size: int | None) -> Transcript:
+        """Decode each pause segment of a file's log-probs apart and join the words."""
         pieces = self.hypotheses([joined[begin:end] for begin, end in segments], beam_size)
         tokens, times, score = [], [], 0.0
         for (begin, _), piece in zip(segments, pieces):
@@ -191,7 +196,7 @@ class Recognizer:
             tokens.extend(piece.tokens)
             times.extend(begin + t for t in piece.timesteps)
             score += piece.score
-        return self._transcript(Hypothesis(tuple(tokens), tuple(times), score), joined, duration, str(path))
+        return self._transcript(Hypothesis(tuple(tokens), tuple(times), score), joined, duration, source)
 
     def _flush(self, pending, beam_size):
         readable = [(path, samples) for path, samples in pending if not isinstance(samples, AsrError)]
@@ -200,36 +205,48 @@ class Recognizer:
             yield path, samples if isinstance(samples, AsrError) else next(transcripts)
 
     @torch.inference_mode()
-    def log_probs(self, waveforms: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        """Per-utterance (frames, vocab) log-probs for 16 kHz waveforms, computed as one padded batch; digital
-        silence around them is heard as background (`fill_silent_edges`)."""
+    def log_probs(self, waveforms: Sequence[np.ndarray], delay: int = 0) -> list[torch.Tensor]:
+        """Per-utterance (frames, vocab) log-probs for 16 kHz waveforms, computed as one padded batch, each
+        delayed by `delay` samples; digital silence around them is heard as background (`fill_silent_edges`)."""
         if not waveforms:
             return []
-        feats = [log_mel(fill_silent_edges(w), self.feature_config) for w in waveforms]
+        silence = np.zeros(delay, dtype=np.float32)
+        feats = [log_mel(fill_silent_edges(np.concatenate([silence, w]) if delay else w), self.feature_config)
+                 for w in waveforms]
         lengths = torch.tensor([f.shape[0] for f in feats])
         batch = pad_sequence(feats, batch_first=True).to(self.device)
         log_probs, out_lens = self.model(batch, lengths.to(self.device))
         return [log_probs[i, :n].float().cpu() for i, n in enumerate(out_lens.tolist())]
 
     def _transcribe_samples(self, waveforms, sources, beam_size) -> list[Transcript]:
+        """One transcript per waveform; with several passes, the vote of one per delay."""
         order = sorted(range(len(waveforms)), key=lambda i: len(waveforms[i]))  # similar lengths pad less
+        ordered = [waveforms[i] for i in order]
+        rate = self.feature_config.sample_rate
+        durations = [len(w) / rate for w in ordered]
+        all_log_probs = [lp for delay in self.delays for lp in self.log_probs(ordered, delay)]
+        # Every pass in one decoding batch, which keeps the decoder's threads evenly busy.
+        decoded = self.decode_many(all_log_probs, [d + delay / rate for delay in self.delays for d in durations],
+                                   [sources[i] for i in order] * len(self.delays), beam_size)
+        n = len(ordered)
+        per_delay = [[shifted(t, delay / rate, d) for t, d in zip(decoded[k * n:(k + 1) * n], durations)]
+                     for k, delay in enumerate(self.delays)]
         results: list[Transcript | None] = [None] * len(waveforms)
-        all_log_probs = self.log_probs([waveforms[i] for i in order])
-        durations = [len(waveforms[i]) / self.feature_config.sample_rate for i in order]
-        transcripts = self.decode_many(all_log_probs, durations, [sources[i] for i in order], beam_size)
-        for i, transcript in zip(order, transcripts):
-            results[i] = transcript
+        for i, transcripts in zip(order, zip(*per_delay)):
+            results[i] = vote(transcripts)
         return results
 
     def hypotheses(self, all_log_probs: Sequence[torch.Tensor], beam_size: int | None = None,
-                   use_lm: bool = True) -> list[Hypothesis]:
+                   use_lm: bool = True, decoder=None) -> list[Hypothesis]:
         """The best hypothesis of each utterance: greedy at beam 1 without an LM, else beam search (with the LM
-        when there is one and `use_lm`); LM searches run on every core."""
+        when there is one and `use_lm`, or with `decoder`, an `LmBeamSearchDecoder`, as it is); LM searches run on
+        every core."""
         beam = beam_size or self.beam_size
-        if self.lm_decoder is not None and use_lm:
+        if decoder is None and self.lm_decoder is not None and use_lm:
             decoder = self.lm_decoder
             if beam != decoder.options.beam_size:
                 decoder = decoder.with_options(beam_size=beam)
+        if decoder is not None:
             return [found[0] if found else Hypothesis((), (), -math.inf)
                     for found in decoder.decode_batch([lp.numpy() for lp in all_log_probs], workers=self.threads)]
         if beam <= 1:
@@ -237,8 +254,9 @@ class Recognizer:
         return [beam_search(lp, beam_size=beam)[0] for lp in all_log_probs]
 
     def decode_many(self, all_log_probs: Sequence[torch.Tensor], durations: Sequence[float],
-                    sources: Sequence[str], beam_size: int | None = None, use_lm: bool = True) -> list[Transcript]:
-        hypotheses = self.hypotheses(all_log_probs, beam_size, use_lm)
+                    sources: Sequence[str], beam_size: int | None = None, use_lm: bool = True,
+                    decoder=None) -> list[Transcript]:
+        hypotheses = self.hypotheses(all_log_probs, beam_size, use_lm, decoder)
         return [self._transcript(h, lp, d, s) for h, lp, d, s in zip(hypotheses, all_log_probs, durations, sources)]
 
     def decode(self, log_probs: torch.Tensor, duration: float, source: str = "",
@@ -310,7 +328,8 @@ def stored_lm_path(model_path: str | os.PathLike, model_file: ModelFile) -> Path
 def load_model(path: str | os.PathLike, device: str | None = "cpu", beam_size: int | None = None,
                lm: str | os.PathLike | LanguageModel | bool | None = None, lm_weight: float | None = None,
                word_bonus: float | None = None, int8: bool = False, threads: int | None = None,
-               unk_penalty: float | None = None, blank_penalty: float | None = None) -> Recognizer:
+               unk_penalty: float | None = None, blank_penalty: float | None = None,
+               passes: int | None = None) -> Recognizer:
     """Load a model file into a `Recognizer`. Raises `CheckpointError` for a missing, damaged or foreign file.
 
     `lm`: a language model path (or loaded `LanguageModel`); None uses the one `asr lm tune` stored with the model,
@@ -322,4 +341,4 @@ def load_model(path: str | os.PathLike, device: str | None = "cpu", beam_size: i
         lm = None
     return Recognizer(model_file, device=device, beam_size=beam_size, lm=lm, lm_weight=lm_weight,
                       word_bonus=word_bonus, int8=int8, threads=threads, unk_penalty=unk_penalty,
-                      blank_penalty=blank_penalty)
+                      blank_penalty=blank_penalty, passes=passes)

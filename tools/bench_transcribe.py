@@ -3,6 +3,7 @@
 Each configuration transcribes the same utterances end to end through the Python API (reading audio, features,
 the acoustic model, decoding) and prints the real-time factor (wall seconds / audio seconds; lower is faster) and
 the WER. Goal for the default model on a 2-core CPU: at most 0.05 with int8 greedy, at most 0.1 with the LM.
+`--passes 1 4` times the LM rows with one pass and with four voted passes (`asr transcribe --passes`).
 
     python tools/bench_transcribe.py --manifest recipes/librispeech/data/manifests/test.jsonl --limit 200
 """
@@ -30,6 +31,9 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=200, help="first N utterances (0: all)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--passes", type=int, nargs="+", default=[1],
+                        help="numbers of voted passes to time with the LM (default: 1)")
+    parser.add_argument("--lm-beam-size", type=int, help="beam with the LM (default: the one stored with the model)")
     args = parser.parse_args()
 
     model_path = args.model or default_model_path()
@@ -42,20 +46,23 @@ def main() -> int:
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
           f"torch {torch.__version__}", flush=True)
     rows = []
-    for int8 in (False, True):
-        for with_lm in (False, True):
-            recognizer = load_model(model_path, lm=None if with_lm else False, int8=int8, threads=args.threads)
-            if with_lm and recognizer.lm_decoder is None:
-                print("the model names no LM (run `asr lm tune`); skipping the LM rows", flush=True)
-                continue
-            recognizer.transcribe([utterances[0].audio])  # warm up: numba's cached code, torch's kernels
-            started = time.perf_counter()
-            results = recognizer.transcribe([u.audio for u in utterances], batch_size=args.batch_size)
-            seconds = time.perf_counter() - started
-            wer = word_error_rate(references, [r.text for r in results]).rate
-            name = f"{'int8' if int8 else 'fp32'}, {'beam ' + str(recognizer.beam_size) + ' + LM' if with_lm else 'greedy'}"
-            rows.append((name, seconds / audio_seconds, 100 * wer))
-            print(f"{name:<22} RTF {seconds / audio_seconds:.4f}   WER {100 * wer:6.2f}%", flush=True)
+    configurations = [(int8, with_lm, passes) for int8 in (False, True) for with_lm in (False, True)
+                      for passes in (args.passes if with_lm else [1])]
+    for int8, with_lm, passes in configurations:
+        recognizer = load_model(model_path, lm=None if with_lm else False, int8=int8, threads=args.threads,
+                                passes=passes, beam_size=args.lm_beam_size if with_lm else None)
+        if with_lm and recognizer.lm_decoder is None:
+            print("the model names no LM (run `asr lm tune`); skipping the LM rows", flush=True)
+            continue
+        recognizer.transcribe([utterances[0].audio])  # warm up: numba's cached code, torch's kernels
+        started = time.perf_counter()
+        results = recognizer.transcribe([u.audio for u in utterances], batch_size=args.batch_size)
+        seconds = time.perf_counter() - started
+        wer = word_error_rate(references, [r.text for r in results]).rate
+        name = f"{'int8' if int8 else 'fp32'}, {'beam ' + str(recognizer.beam_size) + ' + LM' if with_lm else 'greedy'}"
+        name += f", {passes} passes" if passes > 1 else ""
+        rows.append((name, seconds / audio_seconds, 100 * wer))
+        print(f"{name:<22} RTF {seconds / audio_seconds:.4f}   WER {100 * wer:6.2f}%", flush=True)
     print("\n| weights, decoding | real-time factor | WER % |\n| --- | ---: | ---: |")
     for name, rtf, wer in rows:
         print(f"| {name} | {rtf:.4f} | {wer:.2f} |")
