@@ -14,7 +14,7 @@ import numpy as np
 import soundfile
 import torch
 
-from asr.errors import AudioError
+from asr.errors import AudioError, one_line
 from asr.torchaudio_backend import torchaudio
 
 SAMPLE_RATE = 16_000  # Hz; every model in this package works at this rate
@@ -73,7 +73,8 @@ def audio_duration(path: str | os.PathLike) -> float:
     try:
         info = soundfile.info(str(path))
     except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
-        raise AudioError(path, f"not a readable audio file ({_short(error)})", "convert it to WAV or FLAC") from None
+        raise AudioError(path, f"not a readable audio file ({one_line(error, limit=120)})",
+                         "convert it to WAV or FLAC") from None
     return info.frames / info.samplerate
 
 
@@ -137,7 +138,7 @@ def _read_file(file, label: str, max_seconds: float) -> tuple[np.ndarray, int]:
     except AudioError:
         raise
     except (soundfile.LibsndfileError, RuntimeError, OSError, EOFError) as error:
-        raise AudioError(label, f"not a readable audio file ({_short(error)})",
+        raise AudioError(label, f"not a readable audio file ({one_line(error, limit=120)})",
                          "convert it to WAV, FLAC, OGG or MP3") from None
     return _to_mono(samples, label, channels_last=True), rate
 
@@ -165,6 +166,3 @@ def _check_samples(samples: np.ndarray, rate: int, label: str, max_seconds: floa
                                 "limit", "split it into shorter pieces")
 
 
-def _short(error: Exception) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text[:120]

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from asr.errors import CheckpointError
+from asr.errors import CheckpointError, one_line
 from asr.features import FeatureConfig
 from asr.model import BiLstmCtc, ModelConfig
 from asr.text import Vocabulary
@@ -77,7 +77,7 @@ def load_payload(path: str | os.PathLike, expected_format: str | tuple[str, ...]
             name = text.split("Unsupported global:")[1].split()[1] if "GLOBAL" in text else "a Python object"
             reason = f"it holds {name}, which would run code when loaded"
         else:
-            reason = text.strip().splitlines()[0][:160] if text.strip() else type(error).__name__
+            reason = one_line(error)
         raise CheckpointError(f"{path}: not a readable asr {kind} file ({reason}); it may be truncated, damaged "
                               "or of another kind: re-download or re-train it") from None
     if not isinstance(payload, dict) or payload.get("format") not in formats:
@@ -145,7 +145,7 @@ def model_from_payload(payload: dict, source: str | os.PathLike) -> ModelFile:
         model = BiLstmCtc(model_config)
         model.load_state_dict(dequantized_state(payload))
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        reason = str(error).strip().splitlines()[0][:160]
+        reason = one_line(error)
         raise CheckpointError(f"{source}: damaged or inconsistent model file ({reason}); re-download or "
                               "re-train it") from None
     if len(vocabulary) != model_config.vocab_size:

@@ -32,3 +32,14 @@ class CheckpointError(AsrError):
 
 class ConfigError(AsrError):
     """An unknown or ill-typed configuration key or value."""
+
+
+def one_line(source: BaseException | str, *, last: bool = False, limit: int | None = 160,
+             empty: str | None = None) -> str:
+    """One line of an error's message (or of a tool's stderr) for a one-line report: the first, or with `last`
+    the last (where tracebacks and build tools put what went wrong), at most `limit` characters (None: all).
+    With no text: `empty`, else the exception's type name."""
+    lines = str(source).strip().splitlines()
+    if not lines:
+        return empty if empty is not None else type(source).__name__
+    return lines[-1 if last else 0][:limit]

@@ -19,7 +19,7 @@ import urllib.request
 from importlib import metadata
 from pathlib import Path
 
-from asr.errors import AsrError
+from asr.errors import AsrError, one_line
 
 log = logging.getLogger(__name__)
 PYPI_SIMPLE = "https://pypi.org/simple/kenlm/"
@@ -78,7 +78,7 @@ def compile_build_binary(version: str | None = None) -> Path:
                    "-o", "build_binary", "-lrt", "-lpthread"]
         result = subprocess.run(command, cwd=source, capture_output=True, text=True)
         if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["?"])[-1]
+            last = one_line(result.stderr, last=True, limit=None, empty="?")
             raise AsrError(f"compiling KenLM's build_binary failed ({last}); use the ARPA file instead")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(source / "build_binary"), target)
@@ -109,7 +109,7 @@ def arpa_to_binary(arpa: str | os.PathLike, output: str | os.PathLike, quantize_
     command += ["trie", str(arpa), str(tmp)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["?"])[-1]
+        last = one_line(result.stderr, last=True, limit=None, empty="?")
         tmp.unlink(missing_ok=True)
         raise AsrError(f"{arpa}: KenLM build_binary failed: {last}")
     words_file = words_file_of(output)

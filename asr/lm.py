@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from asr.errors import AsrError
+from asr.errors import AsrError, one_line
 from asr.ngram import arpa_vocabulary
 
 BINARY_MAGIC = b"mmap lm "  # how every KenLM binary file begins
@@ -71,7 +71,7 @@ class LanguageModel:
             with _quiet_stderr():
                 self.model = kenlm.Model(str(self.path))
         except (OSError, RuntimeError, ValueError) as error:
-            message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            message = one_line(error, last=True, limit=None)
             raise AsrError(f"{self.path}: not a usable ARPA or KenLM binary language model ({message})") from None
         self.order = self.model.order
 

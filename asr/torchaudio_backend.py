@@ -10,7 +10,7 @@ from functools import lru_cache
 from importlib import metadata
 from types import ModuleType
 
-from asr.errors import AsrError
+from asr.errors import AsrError, one_line
 
 
 def _version(package: str) -> str:
@@ -30,7 +30,7 @@ def torchaudio() -> ModuleType:
     except (ImportError, OSError) as error:
         while error.__cause__ is not None:  # torchaudio re-raises the loader's error as "Could not load ..."
             error = error.__cause__
-        detail = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+        detail = one_line(error, last=True, limit=None)
         raise AsrError(f"torchaudio {_version('torchaudio')} cannot be loaded with torch {_version('torch')} "
                        f"({detail}); install the pair asr pins: pip install torch==2.11.0 torchaudio==2.11.0") from None
     return module
