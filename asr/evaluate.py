@@ -88,8 +88,11 @@ def score_outputs(recognizer: Recognizer, outputs: ModelOutputs | Sequence[Model
     passes = [outputs] if isinstance(outputs, ModelOutputs) else list(outputs)
     outputs = passes[0]
     ids = [u.id for u in outputs.utterances if u.id in outputs.log_probs]
-    if len(passes) == 1:
-        found = recognizer.hypotheses([outputs.log_probs[i] for i in ids], beam_size, use_lm, decoder)
+    if len(passes) == 1 and decoder is not None:
+        found = decoder.decode_batch([outputs.log_probs[i].numpy() for i in ids])
+        texts = [recognizer.vocabulary.decode(h[0].tokens) if h else "" for h in found]
+    elif len(passes) == 1:
+        found = recognizer.hypotheses([outputs.log_probs[i] for i in ids], beam_size, use_lm)
         texts = [recognizer.vocabulary.decode(h.tokens) for h in found]
     else:
         durations = [outputs.durations[i] for i in ids]
