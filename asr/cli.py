@@ -38,10 +38,10 @@ def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blank-penalty", type=float,
                         help="subtracted from the CTC blank's log-probability in every frame of the LM beam "
                              "search, at least 0; higher drops fewer letters (default: the tuned value)")
-    parser.add_argument("--passes", type=int,
+    parser.add_argument("--passes", type=int, metavar="N",
                         help="transcribe N copies of the audio, each delayed a few milliseconds more, and keep "
-                             "the words most of them agree on: fewer errors for N times the work (default: the "
-                             "number stored with the model, else 1)")
+                             "the words most of them agree on: fewer errors for N times the work; 3 or more, as "
+                             "two can only tie (default: the number stored with the model, else 1)")
 
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}

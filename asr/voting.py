@@ -9,7 +9,8 @@ aligned to it by Levenshtein alignment (rapidfuzz), which gives each pivot word 
 or nothing where a transcript deleted it) and each gap between pivot words the words transcripts inserted there.
 A column keeps its most voted candidate (the pivot's wins a tie); an inserted word is kept when more than half of
 the transcripts inserted it. A kept word's times are the mean of its voters', and its confidence is their mean
-confidence times the share of transcripts that voted for it.
+confidence times the share of transcripts that voted for it. Two transcripts can only tie, so voting needs three or
+more: with two, the first is kept as it is.
 """
 
 from __future__ import annotations
