@@ -58,7 +58,7 @@ def _merged(voters: Sequence[Word], total: int) -> Word:
     return Word(text=voters[0].text,
                 start=round(sum(w.start for w in voters) / n, 3),
                 end=round(sum(w.end for w in voters) / n, 3),
-                confidence=round(sum(w.confidence for w in voters) / n * n / total, 4))
+                confidence=round(sum(w.confidence for w in voters) / total, 4))  # mean times the share voting
 
 
 def vote(transcripts: Sequence[Transcript]) -> Transcript:
