@@ -131,7 +131,7 @@ def _evaluate(args) -> int:
                                beam_size=args.beam_size, errors_path=args.errors_file, batch_size=args.batch_size,
                                lm=_lm_choice(args), lm_weight=args.lm_weight, word_bonus=args.word_bonus,
                                unk_penalty=args.unk_penalty, blank_penalty=args.blank_penalty,
-                               passes=args.passes, show_progress=not args.no_progress)
+                               passes=args.passes, int8=args.int8, show_progress=not args.no_progress)
     print(f"WER {report.wer}")
     print(f"CER {report.cer}")
     if report.unreadable:
@@ -327,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
     evaluate.add_argument("--batch-size", type=int, default=16, help="utterances decoded together (default: 16)")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    evaluate.add_argument("--int8", action="store_true",
+                          help="int8 weights for the LSTM and linear layers (CPU), as `asr transcribe --int8`")
     _add_decoding_options(evaluate)
     evaluate.set_defaults(run=_evaluate)
 

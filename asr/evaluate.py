@@ -37,11 +37,12 @@ def evaluate_manifest(model_path: str | os.PathLike, manifest: str | os.PathLike
                       beam_size: int | None = None, errors_path: str | os.PathLike | None = None,
                       batch_size: int = 16, show_progress: bool = True, lm=None, lm_weight: float | None = None,
                       word_bonus: float | None = None, unk_penalty: float | None = None,
-                      blank_penalty: float | None = None, passes: int | None = None) -> EvaluationReport:
+                      blank_penalty: float | None = None, passes: int | None = None,
+                      int8: bool = False) -> EvaluationReport:
     """Transcribe every utterance of `manifest` with the model and score against its text. `lm` as for
     `load_model`: a path, None for the model's tuned LM if it has one, False for none."""
     recognizer = load_model(model_path, device=device, lm=lm, lm_weight=lm_weight, word_bonus=word_bonus,
-                            unk_penalty=unk_penalty, blank_penalty=blank_penalty, passes=passes)
+                            unk_penalty=unk_penalty, blank_penalty=blank_penalty, passes=passes, int8=int8)
     report = evaluate_beams(recognizer, manifest, [beam_size or recognizer.beam_size], batch_size, show_progress)[0]
     if errors_path:
         write_errors_file(errors_path, report)

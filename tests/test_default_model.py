@@ -33,3 +33,25 @@ def test_evaluate_with_no_model_scores_the_bundled_one(tmp_path, capsys):
     assert main(["evaluate", "--manifest", str(manifest), "--no-progress"]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("WER 0.00%") and "acoustic model" not in captured.err
+
+
+def test_evaluate_int8_scores_with_quantised_layers(tmp_path, capsys, monkeypatch):
+    import soundfile
+
+    import asr.evaluate
+
+    audio = EXAMPLES / "speech.flac"
+    manifest = tmp_path / "example.jsonl"
+    manifest.write_text(json.dumps({"id": "example", "audio": str(audio), "duration": soundfile.info(audio).duration,
+                                    "text": (EXAMPLES / "speech.txt").read_text().strip()}) + "\n")
+    asked = {}
+    real_load_model = asr.evaluate.load_model
+
+    def spy(*args, **kwargs):
+        asked.update(kwargs)
+        return real_load_model(*args, **kwargs)
+
+    monkeypatch.setattr(asr.evaluate, "load_model", spy)
+    assert main(["evaluate", "--manifest", str(manifest), "--int8", "--no-progress"]) == 0
+    assert asked["int8"] is True
+    assert capsys.readouterr().out.startswith("WER 0.00%")

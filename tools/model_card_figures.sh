@@ -37,6 +37,7 @@ for set in test real-dev dev-clean-text dev; do  # eight voted passes: the slowe
   step "$set-lm-8-passes" "$asr" evaluate --manifest "$manifests/$set.jsonl" --passes 8 \
     --errors-file "$out/$set-lm-8-passes.errors.txt" --no-progress
 done
+step test-lm-8-passes-int8 "$asr" evaluate --manifest "$manifests/test.jsonl" --passes 8 --int8 --no-progress
 step by-condition "$python" tools/wer_by_condition.py --errors "$out/test-lm.errors.txt" --metadata "$metadata"
 step pocketsphinx "$python" tools/compare_pocketsphinx.py --manifest "$manifests/real-dev.jsonl"
 step speed "$python" tools/bench_transcribe.py --manifest "$manifests/test.jsonl" --limit 200 --passes 1 8
