@@ -108,7 +108,6 @@ class Recognizer:
         passes = int(decoding.get("passes", 1)) if passes is None else passes
         if passes < 1:
             raise AsrError(f"passes must be at least 1, not {passes}")
-        self.passes = passes
         # With several passes, the audio is delayed by each of `passes` even steps across one LSTM step (40 ms for
         # the default model), the phases at which its mistakes differ most (asr.voting).
         step_samples = self.frame_seconds * self.model.config.outputs_per_step * self.feature_config.sample_rate
