@@ -60,12 +60,17 @@ class ModelOutputs:
 
 
 def model_outputs(recognizer: Recognizer, manifest: str | os.PathLike, batch_size: int = 16,
-                  show_progress: bool = True, delay: int = 0) -> ModelOutputs:
-    """The model's outputs on every utterance of `manifest`, each delayed by `delay` samples."""
+                  show_progress: bool = True) -> ModelOutputs:
+    return outputs_by_delay(recognizer, manifest, [0], batch_size, show_progress)[0]
+
+
+def outputs_by_delay(recognizer: Recognizer, manifest: str | os.PathLike, delays: Sequence[int],
+                     batch_size: int = 16, show_progress: bool = True) -> list[ModelOutputs]:
+    """The model's outputs on every utterance of `manifest` delayed by each of `delays` samples (one
+    `ModelOutputs` per delay, for voted passes), reading each file once."""
     utterances = read_manifest(manifest)
-    log_probs, durations, unreadable = {}, {}, 0
-    bar = tqdm(total=len(utterances), unit="utt", desc="acoustic model" + (f" (delay {delay})" if delay else ""),
-               disable=not show_progress)
+    log_probs, durations, unreadable = [{} for _ in delays], {}, 0
+    bar = tqdm(total=len(utterances), unit="utt", desc="acoustic model", disable=not show_progress)
     in_order = iter(utterances)
     for batch in read_in_batches([u.audio for u in utterances], batch_size):
         chunk = [(next(in_order), samples) for _, samples in batch]
@@ -74,12 +79,14 @@ def model_outputs(recognizer: Recognizer, manifest: str | os.PathLike, batch_siz
                 log.warning("%s: %s", utterance.id, samples)
                 unreadable += 1
         readable = [(u, w) for u, w in chunk if not isinstance(w, AsrError)]
-        for (utterance, waveform), lp in zip(readable, recognizer.log_probs([w for _, w in readable], delay)):
-            log_probs[utterance.id] = lp
+        for utterance, waveform in readable:
             durations[utterance.id] = len(waveform) / SAMPLE_RATE
+        for by_id, delay in zip(log_probs, delays):
+            for (utterance, _), lp in zip(readable, recognizer.log_probs([w for _, w in readable], delay)):
+                by_id[utterance.id] = lp
         bar.update(len(chunk))
     bar.close()
-    return ModelOutputs(tuple(utterances), log_probs, durations, unreadable)
+    return [ModelOutputs(tuple(utterances), by_id, durations, unreadable) for by_id in log_probs]
 
 
 def score_outputs(recognizer: Recognizer, outputs: ModelOutputs | Sequence[ModelOutputs], beam_size: int,
@@ -112,7 +119,7 @@ def evaluate_beams(recognizer: Recognizer, manifest: str | os.PathLike, beam_siz
                    batch_size: int = 16, show_progress: bool = True, use_lm: bool = True) -> list[EvaluationReport]:
     """Score `manifest` at each beam size (1 = greedy without an LM), running the model once (once per pass) for
     all of them."""
-    outputs = [model_outputs(recognizer, manifest, batch_size, show_progress, delay) for delay in recognizer.delays]
+    outputs = outputs_by_delay(recognizer, manifest, recognizer.delays, batch_size, show_progress)
     return [score_outputs(recognizer, outputs, beam, use_lm) for beam in beam_sizes]
 
 
