@@ -1,11 +1,14 @@
 """Recording conditions for synthetic speech: speed, noise at a signal-to-noise ratio, reverberation, telephone
-band, gain, background before and after the speech. Each function takes and returns 16 kHz float32 samples and
+band, microphone colouring, lossy codecs, gain, background before and after the speech. Each function takes and returns 16 kHz float32 samples and
 draws randomness only from the generator it is given, so a corpus is reproducible from its seed.
 """
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
+import soundfile
 from scipy import signal
 
 from asr.audio import SAMPLE_RATE, background_rms, resample
@@ -60,6 +63,43 @@ def telephone(samples: np.ndarray) -> np.ndarray:
     sos = signal.butter(4, [300, 3400], btype="bandpass", fs=SAMPLE_RATE, output="sos")
     narrow = signal.sosfilt(sos, samples).astype(np.float32)
     return resample(resample(narrow, SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)[: len(samples)]
+
+
+def colour_microphone(samples: np.ndarray, highpass_hz: float, presence_db: float) -> np.ndarray:
+    """A cheap microphone's response: bass cut below `highpass_hz` (laptops, phones, headsets) and a peak or dip of
+    `presence_db` around 3 kHz (small capsules resonate there)."""
+    out = samples.astype(np.float64)
+    if highpass_hz > 0:
+        out = signal.sosfilt(signal.butter(2, highpass_hz, btype="highpass", fs=SAMPLE_RATE, output="sos"), out)
+    if presence_db:
+        # Peaking biquad (RBJ audio EQ cookbook), centre 3 kHz, Q 1.
+        gain, omega = 10 ** (presence_db / 40), 2 * np.pi * 3000 / SAMPLE_RATE
+        alpha = np.sin(omega) / 2
+        b = [1 + alpha * gain, -2 * np.cos(omega), 1 - alpha * gain]
+        a = [1 + alpha / gain, -2 * np.cos(omega), 1 - alpha / gain]
+        out = signal.lfilter(b, a, out)
+    return out.astype(np.float32)
+
+
+# Lossy codecs that real recordings pass through: (container, encoding, sample rate it runs at).
+CODECS = {"opus": ("OGG", "OPUS", 16000), "mp3": ("MP3", "MPEG_LAYER_III", 16000),
+          "ulaw8k": ("WAV", "ULAW", 8000), "gsm8k": ("WAV", "GSM610", 8000)}
+
+
+def through_codec(samples: np.ndarray, codec: str, quality: float = 0.5) -> np.ndarray:
+    """Encode and decode with `codec` (a key of CODECS); `quality` 0 (best) to 1 (smallest file) for opus and mp3.
+    The 8 kHz telephone codecs also narrow the band to 4 kHz, as a phone call does."""
+    container, encoding, rate = CODECS[codec]
+    audio = resample(samples, SAMPLE_RATE, rate) if rate != SAMPLE_RATE else samples
+    buffer = io.BytesIO()
+    level = {"compression_level": quality} if container != "WAV" else {}
+    soundfile.write(buffer, np.clip(audio, -1, 1), rate, format=container, subtype=encoding, **level)
+    buffer.seek(0)
+    decoded, _ = soundfile.read(buffer, dtype="float32")
+    if rate != SAMPLE_RATE:
+        decoded = resample(decoded, rate, SAMPLE_RATE)
+    # Encoders add a little delay or padding; keep the original length so times stay put.
+    return np.pad(decoded, (0, max(0, len(samples) - len(decoded))))[: len(samples)].astype(np.float32)
 
 
 def apply_gain(samples: np.ndarray, gain_db: float) -> tuple[np.ndarray, float]:

@@ -144,16 +144,36 @@ def _default_text() -> str:
     return str(Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "text" / "books_norm.txt.gz")
 
 
+def synth_corpus_families() -> tuple[str, ...]:
+    return ("classic", "kokoro")  # asr.synth_corpus.FAMILIES, without importing torch for --help
+
+
 def _corpus_synth(args) -> int:
     from asr import synth_corpus
 
-    sentences, counts = synth_corpus.read_sentences(args.text)
-    print(f"text: {len(sentences)} sentences usable of {counts['lines']} lines ({counts['normalised']} normalised, "
-          f"{counts['dropped_length']} dropped for length, {counts['dropped_empty']} empty)")
+    from asr.short_utterances import short_utterances
+
+    texts = args.text or [_default_text()]
+    shares = args.text_shares
+    if shares and (len(shares) != len(texts) or min(shares) < 0 or not 0 < sum(shares)) or args.short_share < 0:
+        print("asr: error: --text-shares needs one share of 0 or more per --text file", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    sources = []
+    for path in texts:
+        sentences, counts = synth_corpus.read_sentences(path, args.min_words)
+        print(f"text {path}: {len(sentences)} sentences usable of {counts['lines']} lines ({counts['normalised']} "
+              f"normalised, {counts['dropped_length']} dropped for length, {counts['dropped_empty']} empty)")
+        sources.append(sentences)
+    shares = shares or [len(source) / sum(map(len, sources)) for source in sources]
+    if args.short_share:
+        sources.append(short_utterances(200_000, args.seed))
+        shares = [*shares, args.short_share]
+    sentences = sources[0] if len(sources) == 1 else synth_corpus.mix_sentences(sources, shares, args.seed)
     dev_clean = synth_corpus.read_librispeech_transcripts(args.dev_clean_text) if args.dev_clean_hours else []
     plan = synth_corpus.plan_corpus(sentences, {"train": args.hours, "dev": args.dev_hours, "test": args.test_hours},
-                                    args.seed, dev_clean, args.dev_clean_hours, args.skip_train_hours)
-    report = synth_corpus.write_corpus(args.root, plan, args.seed, jobs=args.jobs, show_progress=not args.no_progress)
+                                    args.seed, dev_clean, args.dev_clean_hours, args.skip_train_hours, args.voices)
+    report = synth_corpus.write_corpus(args.root, plan, args.seed, jobs=args.jobs, show_progress=not args.no_progress,
+                                       family=args.voices)
     print(f"corpus {args.root}: {report.utterances} utterances, {report.hours:.3f} h in all; this run wrote "
           f"{report.written} ({report.hours_written:.3f} h) in {report.wall_seconds:.1f} s, real-time factor "
           f"{report.real_time_factor:.4f} ({1 / report.real_time_factor if report.real_time_factor else 0:.0f}x "
@@ -183,6 +203,19 @@ def _corpus_real_dev(args) -> int:
     return 0
 
 
+def _corpus_real_train(args) -> int:
+    from asr import real_corpora
+
+    for corpus in args.corpus:
+        if args.download:
+            source = real_corpora.download(corpus, args.download)
+        else:
+            source = Path(args.source or Path(_default_text()).parent.parent / "real-train") / corpus
+        for split, report in real_corpora.prepare(corpus, source, args.output_dir).items():
+            print(f"{corpus} {split}: {report} -> {Path(args.output_dir) / f'{corpus}-{split}.jsonl'}")
+    return 0
+
+
 def _lm_build(args) -> int:
     import time
 
@@ -200,9 +233,12 @@ def _lm_build(args) -> int:
             raise AsrError("--text needs --output, the ARPA file to write")
         started = time.perf_counter()
         excluded = [u.text for manifest in args.exclude or [] for u in read_manifest(manifest)]
-        sentences, counts = ngram.read_text(args.text, excluded)
-        print(f"text: {len(sentences)} sentences of {counts['lines']} lines ({counts['normalised']} normalised, "
-              f"{counts['excluded']} excluded as evaluation transcripts, {counts['empty']} empty)")
+        sentences = []
+        for path in args.text:
+            more, counts = ngram.read_text(path, excluded)
+            sentences.extend(more)
+            print(f"text {path}: {len(more)} sentences of {counts['lines']} lines ({counts['normalised']} "
+                  f"normalised, {counts['excluded']} excluded as evaluation transcripts, {counts['empty']} empty)")
         extra_words = ngram.read_word_list(args.add_words, args.add_words_min_count) if args.add_words else []
         summary = ngram.build_arpa(sentences, args.output, order=args.order, prune=args.prune or (),
                                    vocabulary_size=args.vocabulary_size,
@@ -337,9 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_commands = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
     synth = corpus_commands.add_parser(
         "synth", help="write a LibriSpeech-format corpus with offline text-to-speech",
-        description="Speak sentences with espeak-ng, flite and festival voices under varied conditions (speed, "
-                    "noise, babble, reverberation, telephone band, gain) into ROOT/{train,dev,test}/, in "
-                    "LibriSpeech's layout. Deterministic for a seed; a rerun skips files already written.")
+        description="Speak sentences with espeak-ng, flite and festival voices (--voices classic) or Kokoro neural "
+                    "voices and mixes of them (--voices kokoro) under varied conditions (speed, noise, babble, "
+                    "reverberation, telephone band, gain; Kokoro corpora also microphone colouring and lossy codecs: "
+                    "opus, mp3, 8 kHz mu-law and GSM) into ROOT/{train,dev,test}/, in LibriSpeech's layout. Dev and "
+                    "test speakers never share a voice with train speakers. Deterministic for a seed; a rerun skips "
+                    "files already written.")
     synth.add_argument("--root", required=True, help="corpus folder to write")
     synth.add_argument("--hours", type=float, default=1.0, help="hours of train speech (default: 1)")
     synth.add_argument("--dev-hours", type=float, default=0.1, help="hours of dev speech (default: 0.1)")
@@ -347,8 +386,20 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--dev-clean-hours", type=float, default=0.0,
                        help="also speak this many hours of LibriSpeech dev-clean transcripts, with their ids, into "
                             "ROOT/dev-clean-text (default: 0, none)")
-    synth.add_argument("--text", default=_default_text(),
-                       help="sentences, one a line, .txt or .txt.gz (default: ../shared/data/text/books_norm.txt.gz)")
+    synth.add_argument("--voices", choices=synth_corpus_families(), default="classic",
+                       help="classic: espeak-ng, flite, festival (Debian packages); kokoro: Kokoro-82M neural voices "
+                            "(pip extra [tts]; about 0.6 s per second of speech per core) (default: classic)")
+    synth.add_argument("--text", nargs="+", metavar="FILE",
+                       help="sentences, one a line, .txt or .txt.gz; several files are mixed by --text-shares "
+                            "(default: ../shared/data/text/books_norm.txt.gz)")
+    synth.add_argument("--text-shares", type=float, nargs="+", metavar="SHARE",
+                       help="weight of each --text file in the spoken sentences (default: their sizes)")
+    synth.add_argument("--short-share", type=float, default=0.0, metavar="SHARE",
+                       help="weight, beside the --text weights (which sum to 1 by default), of short everyday utterances made from templates: "
+                            "digit strings, numbers, times, dates, names, single words, phone-menu phrases "
+                            "(default: 0)")
+    synth.add_argument("--min-words", type=int, default=4,
+                       help="sentences of the text files shorter than this are not spoken (default: 4)")
     synth.add_argument("--dev-clean-text", default=str(Path(_default_text()).with_name(
         "librispeech-dev-clean.trans.txt")), help="LibriSpeech dev-clean transcripts for --dev-clean-hours")
     synth.add_argument("--seed", type=int, default=0, help="decides voices, texts and conditions (default: 0)")
@@ -376,6 +427,21 @@ def build_parser() -> argparse.ArgumentParser:
     real_dev.add_argument("--output", required=True, help="manifest to write")
     real_dev.set_defaults(run=_corpus_real_dev)
 
+    real_train = corpus_commands.add_parser(
+        "real-train", help="real recorded speech to train on (speechocean762, FSDD) -> train and dev manifests",
+        description="Prepare speechocean762 (OpenSLR 101: 5.6 h of read English, 250 speakers whose first "
+                    "language is Mandarin) and the Free Spoken Digit Dataset (single digits, 6 speakers) into "
+                    "OUTPUT_DIR/<corpus>-train.jsonl and <corpus>-dev.jsonl, split by speaker (the dev speakers are "
+                    "fixed: never train on them). Reads each corpus as published or as ../shared/data/real-train "
+                    "has it; --download fetches the published archives first (resumable).")
+    real_train.add_argument("--corpus", nargs="+", choices=("speechocean762", "fsdd"),
+                            default=["speechocean762", "fsdd"], help="which corpora (default: both)")
+    real_train.add_argument("--source", help="folder holding a <corpus>/ folder per corpus, in either layout "
+                                             "(default: ../shared/data/real-train)")
+    real_train.add_argument("--download", metavar="DIR", help="download and unpack the corpora into DIR first")
+    real_train.add_argument("--output-dir", required=True, help="where the manifests go")
+    real_train.set_defaults(run=_corpus_real_train)
+
     lm = commands.add_parser("lm", help="build and tune word n-gram language models for decoding",
                              description="Word n-gram language models: build one from text, or tune its weights.")
     lm_commands = lm.add_subparsers(dest="lm_command", required=True, metavar="ACTION")
@@ -388,7 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  asr lm build --text books.txt.gz --order 4 --prune 0 0 1 1 --output lm.arpa --binary lm.bin\n"
                "  asr lm build --arpa 4-gram.arpa.gz --binary 4-gram.bin")
-    lm_build.add_argument("--text", help="training text, .txt or .txt.gz, one sentence a line")
+    lm_build.add_argument("--text", nargs="+", metavar="FILE",
+                          help="training text, .txt or .txt.gz, one sentence a line; several files are joined")
     lm_build.add_argument("--arpa", help="an existing ARPA file to convert with --binary")
     lm_build.add_argument("--output", help="ARPA file to write (with --text)")
     lm_build.add_argument("--order", type=int, default=4, help="n-gram order, 3 to 5 usual (default: 4)")

@@ -92,7 +92,7 @@ def prepare_split(split_dir: str | os.PathLike, manifest: str | os.PathLike) -> 
     for audio in split_dir.glob("*/*/*.flac"):
         if audio.name not in seen_audio:
             report.count("audio without transcript", f"{audio}: no transcript line names it; skipped")
-    return _write(manifest, utterances, report, split_dir)
+    return write_prepared(manifest, utterances, report, split_dir)
 
 
 def _find_audio(chapter_dir: Path, utterance_id: str) -> Path | None:
@@ -129,10 +129,12 @@ def prepare_real_dev(root: str | os.PathLike, manifest: str | os.PathLike) -> Pr
                 continue
             utterances.append(Utterance(f"{folder.name}/{utterance_id}", str(audio.resolve()), round(duration, 3),
                                         normalize_text(text), folder.name))
-    return _write(manifest, utterances, report, root)
+    return write_prepared(manifest, utterances, report, root)
 
 
-def _write(manifest, utterances: list[Utterance], report: PreparationReport, source: Path) -> PreparationReport:
+def write_prepared(manifest, utterances: list[Utterance], report: PreparationReport,
+                   source: Path) -> PreparationReport:
+    """Write the manifest and fill in the report's totals; no usable utterance at all is an error naming `source`."""
     if not utterances:
         raise ManifestError(f"{source}: no usable utterances ({report})")
     write_manifest(manifest, utterances)

@@ -50,6 +50,23 @@ ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "
 FLITE_VOICES = ("awb", "rms", "slt", "kal16")
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 ENGINE_SHARE = {"espeak-ng": 0.5, "flite": 0.25, "festival": 0.25}  # of utterances in each split
+FAMILIES = ("classic", "kokoro")  # the Debian engines above, or the Kokoro neural voices
+
+# The 54 Kokoro voice tables (../shared/data/tts/kokoro-voices.npz): US and British English women and men, and 26
+# voices of other languages that, given English phonemes, speak English with an accent.
+KOKORO_ENGLISH = {
+    "af": ("af_alloy", "af_aoede", "af_bella", "af_heart", "af_jessica", "af_kore", "af_nicole", "af_nova",
+           "af_river", "af_sarah", "af_sky"),
+    "am": ("am_adam", "am_echo", "am_eric", "am_fenrir", "am_liam", "am_michael", "am_onyx", "am_puck", "am_santa"),
+    "bf": ("bf_alice", "bf_emma", "bf_isabella", "bf_lily"),
+    "bm": ("bm_daniel", "bm_fable", "bm_george", "bm_lewis"),
+}
+KOKORO_ACCENTED = ("ef_dora", "em_alex", "em_santa", "ff_siwis", "hf_alpha", "hf_beta", "hm_omega", "hm_psi",
+                   "if_sara", "im_nicola", "jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo",
+                   "pf_dora", "pm_alex", "pm_santa", "zf_xiaobei", "zf_xiaoni", "zf_xiaoxiao", "zf_xiaoyi",
+                   "zm_yunjian", "zm_yunxi", "zm_yunxia", "zm_yunyang")
+KOKORO_SPEAKERS = {"train": 240, "dev": 24, "test": 24}
+KOKORO_ACCENTED_SHARE = 0.35  # of speakers whose mix contains an accented voice
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,10 @@ class Conditions:
     rt60: float = 0.0  # reverberation time in seconds; 0 = dry
     telephone: bool = False
     gain_db: float = 0.0  # relative to a 0.9 peak
+    mic_highpass_hz: float = 0.0  # a cheap microphone's bass cut; 0 = none
+    mic_presence_db: float = 0.0  # its peak (or dip) around 3 kHz
+    codec: str = ""  # a lossy codec the recording went through (augment.CODECS); "" = none
+    codec_quality: float = 0.0  # 0 best to 1 smallest file (opus, mp3)
 
 
 @dataclass(frozen=True)
@@ -103,8 +124,10 @@ class CorpusReport:
         return self.wall_seconds / (self.hours_written * 3600) if self.hours_written else 0.0
 
 
-def speaker_plan(seed: int) -> dict[str, list[Speaker]]:
+def speaker_plan(seed: int, family: str = "classic") -> dict[str, list[Speaker]]:
     """Every voice combination, shuffled and split: 80% train, 10% dev, 10% test, per engine."""
+    if family == "kokoro":
+        return kokoro_speaker_plan(seed)
     combos = {
         "espeak-ng": [Voice("espeak-ng", v, a, p, r) for a in ESPEAK_ACCENTS for v in ESPEAK_VARIANTS
                       for p in (0.7, 1.0, 1.35) for r in (0.85, 1.0, 1.15)],
@@ -128,9 +151,43 @@ def speaker_plan(seed: int) -> dict[str, list[Speaker]]:
             for split, speakers in plan.items()}
 
 
-def read_sentences(path: str | os.PathLike) -> tuple[list[str], dict[str, int]]:
-    """Normalised sentences of usable length from a (gzipped) text file, one sentence a line, and counts of what
-    was normalised or dropped."""
+def kokoro_speaker_plan(seed: int) -> dict[str, list[Speaker]]:
+    """Kokoro speakers: each one voice table or a random mix of two or three, with its own speed. Dev and test each
+    hold out one voice of every English group (US/British, women/men) and three accented voices, and their speakers
+    mix only those: no train speaker contains a dev or test voice."""
+    rng = np.random.default_rng([seed, 5])
+    pools = {"train": {"english": [], "accented": []}, "dev": {"english": [], "accented": []},
+             "test": {"english": [], "accented": []}}
+    for names in KOKORO_ENGLISH.values():
+        order = [names[i] for i in rng.permutation(len(names))]
+        pools["dev"]["english"].append(order[0])
+        pools["test"]["english"].append(order[1])
+        pools["train"]["english"].extend(order[2:])
+    order = [KOKORO_ACCENTED[i] for i in rng.permutation(len(KOKORO_ACCENTED))]
+    pools["dev"]["accented"], pools["test"]["accented"], pools["train"]["accented"] = order[:3], order[3:6], order[6:]
+    first_id = {"train": 20000, "dev": 25000, "test": 27000}
+    plan = {}
+    for split in SPLITS:
+        speakers = []
+        for number in range(KOKORO_SPEAKERS[split]):
+            parts = int(rng.choice([1, 2, 3], p=[0.4, 0.4, 0.2]))
+            accented = rng.random() < KOKORO_ACCENTED_SHARE
+            names = [str(rng.choice(pools[split]["english"])) for _ in range(parts - accented)]
+            names += [str(rng.choice(pools[split]["accented"]))] if accented else []
+            names = sorted(set(names))
+            weights = rng.dirichlet(np.ones(len(names)))
+            name = "+".join(f"{n}:{w:.3f}" for n, w in zip(names, weights / weights.sum()))
+            british = all(n[0] == "b" for n in names)
+            voice = Voice("kokoro", name, "en-gb" if british else "en-us", 1.0, round(float(rng.uniform(0.85, 1.2)),
+                                                                                        2))
+            speakers.append(Speaker(first_id[split] + number, split, voice))
+        plan[split] = speakers
+    return plan
+
+
+def read_sentences(path: str | os.PathLike, min_words: int = SENTENCE_WORDS[0]) -> tuple[list[str], dict[str, int]]:
+    """Normalised sentences of usable length (`min_words` to 32 words) from a (gzipped) text file, one sentence a
+    line, and counts of what was normalised or dropped."""
     path = Path(path)
     if not path.is_file():
         raise AsrError(f"{path}: no such text file; pass --text with a file of one sentence per line")
@@ -147,7 +204,7 @@ def read_sentences(path: str | os.PathLike) -> tuple[list[str], dict[str, int]]:
             if not text:
                 counts["dropped_empty"] += 1
                 continue
-            if not SENTENCE_WORDS[0] <= text.count(" ") + 1 <= SENTENCE_WORDS[1]:
+            if not min_words <= text.count(" ") + 1 <= SENTENCE_WORDS[1]:
                 counts["dropped_length"] += 1
                 continue
             sentences.append(text)
@@ -160,10 +217,39 @@ def split_of_sentence(sentence: str, seed: int) -> str:
     return "test" if bucket == 0 else "dev" if bucket == 1 else "train"
 
 
-def draw_conditions(rng: np.random.Generator, clean: bool = False) -> Conditions:
+def mix_sentences(sources: Sequence[Sequence[str]], shares: Sequence[float], seed: int) -> list[str]:
+    """As many sentences as the sources allow with source i making up shares[i] of them, drawn at random."""
+    shares = np.asarray(shares, dtype=float) / np.sum(shares)
+    total = min(len(source) / share for source, share in zip(sources, shares) if share > 0)
+    rng = np.random.default_rng([seed, 6])
+    mixed = []
+    for source, share in zip(sources, shares):
+        count = int(total * share)
+        mixed.extend(source[i] for i in sorted(rng.choice(len(source), size=count, replace=False)))
+    return mixed
+
+
+def draw_conditions(rng: np.random.Generator, clean: bool = False, recorded: bool = False) -> Conditions:
+    """Random recording conditions. `recorded` adds what real recordings have and the classic corpus lacks (a
+    microphone's colouring, a lossy codec); the classic corpus leaves it out so that its plan stays as it was."""
     gain_db = round(float(rng.uniform(-18, 0)), 2)
     if clean:
         return Conditions(gain_db=gain_db)
+    conditions = _draw_environment(rng, gain_db)
+    if not recorded:
+        return conditions
+    highpass = round(float(rng.uniform(80, 400)), 1) if rng.random() < 0.4 else 0.0
+    presence = round(float(rng.uniform(-6, 8)), 1) if rng.random() < 0.4 else 0.0
+    codec, quality = "", 0.0
+    if rng.random() < 0.35:
+        codec = str(rng.choice(["opus", "mp3", "ulaw8k", "gsm8k"], p=[0.4, 0.3, 0.15, 0.15]))
+        quality = round(float(rng.uniform(0.2, 1.0)), 2) if codec in ("opus", "mp3") else 0.0
+    return dataclasses.replace(conditions, mic_highpass_hz=highpass, mic_presence_db=presence, codec=codec,
+                               codec_quality=quality, telephone=conditions.telephone and codec not in ("ulaw8k",
+                                                                                                       "gsm8k"))
+
+
+def _draw_environment(rng: np.random.Generator, gain_db: float) -> Conditions:
     speed = float(rng.choice([0.9, 0.95, 1.05, 1.1])) if rng.random() < 0.5 else 1.0
     noise, snr = "", 0.0
     if rng.random() < 0.5:
@@ -176,7 +262,7 @@ def draw_conditions(rng: np.random.Generator, clean: bool = False) -> Conditions
 
 def plan_corpus(sentences: Sequence[str], hours: dict[str, float], seed: int,
                 dev_clean: Sequence[tuple[str, str]] = (), dev_clean_hours: float = 0.0,
-                skip_train_hours: float = 0.0) -> list[PlannedUtterance]:
+                skip_train_hours: float = 0.0, family: str = "classic") -> list[PlannedUtterance]:
     """Plan utterances until each split's estimated duration reaches its hours. Deterministic in `seed`.
 
     `skip_train_hours` leaves out the train utterances planned for that many hours, so a corpus whose first part
@@ -187,9 +273,11 @@ def plan_corpus(sentences: Sequence[str], hours: dict[str, float], seed: int,
             raise AsrError(f"cannot skip {skip_train_hours} h of {hours.get('train', 0.0)} h of train speech; "
                            "skip more than 0 h and fewer hours than the corpus has")
         # The plan for fewer hours is a prefix of the plan for more, so its ids are exactly the utterances to skip.
-        skipped = {u.id for u in plan_corpus(sentences, {"train": skip_train_hours}, seed)}
-        return [u for u in plan_corpus(sentences, hours, seed, dev_clean, dev_clean_hours) if u.id not in skipped]
-    speakers = speaker_plan(seed)
+        skipped = {u.id for u in plan_corpus(sentences, {"train": skip_train_hours}, seed, family=family)}
+        return [u for u in plan_corpus(sentences, hours, seed, dev_clean, dev_clean_hours, family=family)
+                if u.id not in skipped]
+    speakers = speaker_plan(seed, family)
+    engine_share = ENGINE_SHARE if family == "classic" else {"kokoro": 1.0}
     by_split = {split: [] for split in SPLITS}
     for sentence in sentences:
         by_split[split_of_sentence(sentence, seed)].append(sentence)
@@ -198,14 +286,14 @@ def plan_corpus(sentences: Sequence[str], hours: dict[str, float], seed: int,
         rng = np.random.default_rng([seed, 2, split_number])
         pool = by_split[split]
         order = rng.permutation(len(pool))
-        engines = {e: [s for s in speakers[split] if s.voice.engine == e] for e in ENGINE_SHARE}
+        engines = {e: [s for s in speakers[split] if s.voice.engine == e] for e in engine_share}
         chapters_of = {}
         seconds, next_sentence = 0.0, 0
         while seconds < hours.get(split, 0.0) * 3600:
             if next_sentence >= len(pool):
                 raise AsrError(f"not enough text for {hours[split]} h of {split}: {len(pool)} sentences used up; "
                                "pass a larger --text file")
-            engine = str(rng.choice(list(ENGINE_SHARE), p=list(ENGINE_SHARE.values())))
+            engine = str(rng.choice(list(engine_share), p=list(engine_share.values())))
             speaker = engines[engine][int(rng.integers(len(engines[engine])))]
             chapters_of[speaker.id] = chapters_of.get(speaker.id, 0) + 1
             chapter = speaker.id * 100 + chapters_of[speaker.id]
@@ -214,15 +302,15 @@ def plan_corpus(sentences: Sequence[str], hours: dict[str, float], seed: int,
                     break
                 text = pool[order[next_sentence]]
                 next_sentence += 1
-                conditions = draw_conditions(rng)
+                conditions = draw_conditions(rng, recorded=family != "classic")
                 plan.append(PlannedUtterance(split, speaker.id, chapter, index, text, conditions))
                 seconds += estimated_seconds(text, speaker.voice, conditions)
     if dev_clean_hours > 0:
-        plan.extend(_plan_dev_clean(dev_clean, speakers["dev"], dev_clean_hours, seed))
+        plan.extend(_plan_dev_clean(dev_clean, speakers["dev"], dev_clean_hours, seed, family))
     return plan
 
 
-def _plan_dev_clean(transcripts, dev_speakers, hours, seed) -> list[PlannedUtterance]:
+def _plan_dev_clean(transcripts, dev_speakers, hours, seed, family) -> list[PlannedUtterance]:
     """LibriSpeech dev-clean's own ids and texts; each LibriSpeech speaker gets one dev voice; clean conditions."""
     plan, seconds = [], 0.0
     for utterance_id, text in transcripts:
@@ -231,7 +319,7 @@ def _plan_dev_clean(transcripts, dev_speakers, hours, seed) -> list[PlannedUtter
         speaker_id, chapter, index = utterance_id.split("-")
         voice = dev_speakers[zlib.crc32(f"{seed}:{speaker_id}".encode()) % len(dev_speakers)].voice
         rng = np.random.default_rng([seed, 3, zlib.crc32(utterance_id.encode())])
-        conditions = draw_conditions(rng, clean=True)
+        conditions = draw_conditions(rng, clean=True, recorded=family != "classic")
         plan.append(PlannedUtterance(DEV_CLEAN_SPLIT, int(speaker_id), int(chapter), int(index), text, conditions,
                                      utterance_id))
         seconds += estimated_seconds(text, voice, conditions)
@@ -276,6 +364,11 @@ def render(utterance: PlannedUtterance, voice: Voice, babble_voices: Sequence[Vo
         samples = augment.add_noise(samples, augment.coloured_noise(len(samples), c.noise, rng), c.snr_db)
     if c.telephone:
         samples = augment.telephone(samples)
+    if c.mic_highpass_hz or c.mic_presence_db:
+        samples = augment.colour_microphone(samples, c.mic_highpass_hz, c.mic_presence_db)
+    samples = samples * (0.9 / (np.abs(samples).max() + 1e-9))
+    if c.codec:
+        samples = augment.through_codec(samples, c.codec, c.codec_quality)
     samples = samples * (0.9 / (np.abs(samples).max() + 1e-9))
     return augment.apply_gain(samples, c.gain_db)[0]
 
@@ -288,6 +381,7 @@ def _init_worker(context: dict) -> None:
     import torch
 
     torch.set_num_threads(1)  # parallelism comes from the processes
+    logging.getLogger("phonemizer").setLevel(logging.ERROR)  # Kokoro's phonemizer warns on every mid-word pause
     _worker_context.update(context)
 
 
@@ -308,8 +402,8 @@ def _write_one(utterance: PlannedUtterance) -> tuple[str, float, str]:
         return utterance.id, 0.0, f"{type(error).__name__}: {error}"
 
 
-def voice_table(plan: Iterable[PlannedUtterance], seed: int) -> dict[tuple[str, int], Voice]:
-    speakers = speaker_plan(seed)
+def voice_table(plan: Iterable[PlannedUtterance], seed: int, family: str = "classic") -> dict[tuple[str, int], Voice]:
+    speakers = speaker_plan(seed, family)
     table = {(s.split, s.id): s.voice for split in SPLITS for s in speakers[split]}
     dev_voices = [s.voice for s in speakers["dev"]]
     for utterance in plan:
@@ -320,18 +414,19 @@ def voice_table(plan: Iterable[PlannedUtterance], seed: int) -> dict[tuple[str, 
 
 
 def write_corpus(root: str | os.PathLike, plan: Sequence[PlannedUtterance], seed: int, jobs: int | None = None,
-                 show_progress: bool = True) -> CorpusReport:
+                 show_progress: bool = True, family: str = "classic") -> CorpusReport:
     """Write every planned utterance not yet on disk, then the transcripts, metadata and speaker plan."""
     from tqdm import tqdm
 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    voices = voice_table(plan, seed)
+    voices = voice_table(plan, seed, family)
     for engine in sorted({voice.engine for voice in voices.values()}):
         check_engine(engine)
     for voice in {v for v in voices.values() if v.engine == "festival"}:
         check_engine("festival", voice.name)
     torchaudio()  # every voice not at 16 kHz is resampled: fail here, not once for each of thousands of utterances
+    # Babble is three talkers per noisy utterance: espeak-ng and flite voices of the same split speak it, fast.
     speakers = speaker_plan(seed)
     babble_voices = {split: [s.voice for s in speakers[split] if s.voice.engine != "festival"] for split in SPLITS}
     babble_voices[DEV_CLEAN_SPLIT] = babble_voices["dev"]
@@ -353,12 +448,12 @@ def write_corpus(root: str | os.PathLike, plan: Sequence[PlannedUtterance], seed
     wall = time.perf_counter() - started
     for failure in failures[:10]:
         log.warning("failed: %s", failure)
-    total_seconds = _write_text_files(root, plan, voices, seed)
+    total_seconds = _write_text_files(root, plan, voices, seed, family)
     return CorpusReport(len(plan), len(todo) - len(failures), total_seconds / 3600, seconds_written / 3600, wall,
                         len(failures))
 
 
-def _write_text_files(root: Path, plan: Sequence[PlannedUtterance], voices, seed: int) -> float:
+def _write_text_files(root: Path, plan: Sequence[PlannedUtterance], voices, seed: int, family: str) -> float:
     chapters: dict[Path, list[PlannedUtterance]] = {}
     total_seconds = 0.0
     metadata_path = root / "metadata.jsonl"
@@ -382,8 +477,9 @@ def _write_text_files(root: Path, plan: Sequence[PlannedUtterance], voices, seed
         lines = "".join(f"{u.id} {u.text}\n" for u in sorted(utterances, key=lambda u: u.id))
         (folder / f"{speaker}-{chapter}.trans.txt").write_text(lines, encoding="utf-8")
     plan_on_disk = {split: [{"speaker": s.id, **dataclasses.asdict(s.voice)} for s in speakers]
-                    for split, speakers in speaker_plan(seed).items()}
-    (root / "speakers.json").write_text(json.dumps({"seed": seed, "splits": plan_on_disk}, indent=1) + "\n")
+                    for split, speakers in speaker_plan(seed, family).items()}
+    (root / "speakers.json").write_text(json.dumps({"seed": seed, "family": family, "splits": plan_on_disk},
+                                                   indent=1) + "\n")
     return total_seconds
 
 
@@ -402,6 +498,12 @@ def summarize_metadata(path: str | os.PathLike) -> str:
             lines.append(f"  {label}: " + ", ".join(f"{k} {v:.2f} h" for k, v in sorted(counts.items())))
         lines.append(f"  reverberant {sum(r['rt60'] > 0 for r in part)}, telephone {sum(r['telephone'] for r in part)}"
                      f", speed-perturbed {sum(r['speed'] != 1.0 for r in part)} of {len(part)}")
+        if any(r.get("codec") or r.get("mic_highpass_hz") or r.get("mic_presence_db") for r in part):
+            codecs = {}
+            for r in part:
+                codecs[r["codec"] or "none"] = codecs.get(r["codec"] or "none", 0) + 1
+            lines.append(f"  codec: " + ", ".join(f"{k} {v}" for k, v in sorted(codecs.items())) +
+                         f"; microphone-coloured {sum(bool(r['mic_highpass_hz'] or r['mic_presence_db']) for r in part)}")
     return "\n".join(lines)
 
 

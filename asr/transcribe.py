@@ -6,6 +6,7 @@ turns the CTC alignment into words with start and end times and confidences.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -324,15 +325,20 @@ def stored_lm_path(model_path: str | os.PathLike, model_file: ModelFile) -> Path
     return path
 
 
-def load_model(path: str | os.PathLike, device: str | None = "cpu", beam_size: int | None = None,
+def load_model(path: str | os.PathLike | None = None, device: str | None = "cpu", beam_size: int | None = None,
                lm: str | os.PathLike | LanguageModel | bool | None = None, lm_weight: float | None = None,
                word_bonus: float | None = None, int8: bool = False, threads: int | None = None,
                unk_penalty: float | None = None, blank_penalty: float | None = None,
                passes: int | None = None) -> Recognizer:
     """Load a model file into a `Recognizer`. Raises `CheckpointError` for a missing, damaged or foreign file.
 
+    `path`: None loads the bundled default model, as `asr transcribe` does without --model.
     `lm`: a language model path (or loaded `LanguageModel`); None uses the one `asr lm tune` stored with the model,
     if any; False decodes without one."""
+    if path is None:
+        from asr.models import default_model_path
+
+        path = default_model_path()
     model_file = load_model_file(path)
     if lm is None:
         lm = stored_lm_path(path, model_file)
@@ -341,3 +347,15 @@ def load_model(path: str | os.PathLike, device: str | None = "cpu", beam_size: i
     return Recognizer(model_file, device=device, beam_size=beam_size, lm=lm, lm_weight=lm_weight,
                       word_bonus=word_bonus, int8=int8, threads=threads, unk_penalty=unk_penalty,
                       blank_penalty=blank_penalty, passes=passes)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_recognizer(path: str | None) -> Recognizer:
+    return load_model(path)
+
+
+def transcribe(audio: AudioSource | Sequence[str | os.PathLike], sample_rate: int | None = None,
+               model: str | os.PathLike | None = None) -> Transcript | list[Transcript]:
+    """One call: `load_model(model).transcribe(audio, sample_rate)`, the loaded model kept for the next call.
+    `model` None is the bundled default with its LM."""
+    return _cached_recognizer(None if model is None else str(model)).transcribe(audio, sample_rate)

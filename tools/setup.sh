@@ -17,7 +17,7 @@ if [ ! -x "$venv/bin/asr" ] || [ ! -f "$venv/.complete" ]; then
     rm -rf "$venv"
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet -e ".[test]"
+    "$venv/bin/python" -m pip install --quiet -e ".[test,tts]"
     touch "$venv/.complete"
 fi
 # The cached environment may have been made from another clone: point the editable install at this one.

@@ -8,8 +8,9 @@ import argparse
 import hashlib
 import sys
 import tarfile
-import urllib.request
 from pathlib import Path
+
+from asr.fetch import fetch
 
 BASE_URL = "https://www.openslr.org/resources/12"
 MD5 = {  # from the publisher's md5sum.txt
@@ -26,25 +27,6 @@ def md5_of(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def fetch(url: str, target: Path) -> None:
-    """Download `url` to `target`, continuing a partial `target.part` where it stopped."""
-    from tqdm import tqdm
-
-    partial = target.with_suffix(target.suffix + ".part")
-    have = partial.stat().st_size if partial.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        if have and response.status != 206:  # the server ignored the range: start over
-            have = 0
-        total = have + int(response.headers.get("Content-Length", 0))
-        with open(partial, "ab" if have else "wb") as out, tqdm(total=total, initial=have, unit="B",
-                                                                  unit_scale=True, desc=target.name) as bar:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-                bar.update(len(block))
-    partial.rename(target)
 
 
 def main() -> int:

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The bundled default model's lineage since it learnt real and natural voices: every command from the corpora to
+# `asr export`, in numbered, idempotent stages (run all, or some with --stage N --stop-stage M). It starts from the
+# weights of the model bundled before (the synthetic-only run of run.sh, taken from git) and trains on a mix of
+# real recorded speech, Kokoro neural voices and the classic synthetic corpus.
+#
+#   0 classic   the classic synthetic corpus: 3 h of train speech and the evaluation sets (run.sh stages 0-1)
+#   1 kokoro    Kokoro neural voices: train, dev and the held-out test set (voices no train speaker contains)
+#   2 real      speechocean762 and FSDD manifests (train and dev speakers), and real-dev (measuring only)
+#   3 mix       the training mix (small real corpora repeated) and the validation mix
+#   4 train     asr train from the previous default's weights
+#   5 lm        a word 4-gram LM from the public-domain books and the modern English text
+#   6 tune      LM weight and word bonus chosen on the dev mix (never a test set)
+#   7 package   asr export with int8 weights (--package-dir ../../asr/models makes the bundled default)
+#
+# A finished stage leaves a marker in $exp_dir/.done and is skipped when run again; training resumes from its last
+# checkpoint and corpus synthesis skips every file already written.
+set -euo pipefail
+script=$(realpath "$0")
+cd "$(dirname "$script")"
+
+stage=0
+stop_stage=7
+data_dir=data
+natural_dir=data/natural
+exp_dir=exp/natural
+start_commit=bef74fc                  # the last commit whose asr/models/default.pt was synthetic-only
+classic_train_hours=3
+kokoro_train_hours=1.0
+kokoro_dev_hours=0.1
+kokoro_test_hours=0.35
+real_repeats=3                        # speechocean762 and FSDD heard this many times an epoch
+kokoro_repeats=3
+epochs=3
+learning_rate=5e-4
+text=../../../shared/data/text
+real_train=../../../shared/data/real-train
+real_dev=../../../shared/data/real-dev
+lm_texts="$text/books_norm.txt.gz $text/modern_conversation.txt.gz $text/modern_dialogue.txt.gz $text/modern_short.txt.gz"
+lm_prune="0 0 1 1"
+lm_weights="0.5 0.7 0.9 1.1"
+word_bonuses="-2 -1 0 1"
+package_dir=""
+
+usage() { sed -n '2,20p' "$script" | sed 's/^# \{0,1\}//'; cat <<'USAGE'
+
+options (defaults in brackets):
+  --stage N / --stop-stage M    first and last stage to run [0 / 7]
+  --exp-dir DIR                 experiment folder [exp/natural]
+  --epochs N / --learning-rate LR   [3 / 5e-4]
+  --kokoro-train-hours H        hours of Kokoro train speech [1.0]
+  --real-repeats N / --kokoro-repeats N   times each is heard per epoch [3 / 3]
+  --package-dir DIR             where stage 7 writes the model [exp_dir/package]
+USAGE
+}
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --exp-dir) exp_dir=$2; shift 2 ;;
+    --epochs) epochs=$2; shift 2 ;;
+    --learning-rate) learning_rate=$2; shift 2 ;;
+    --kokoro-train-hours) kokoro_train_hours=$2; shift 2 ;;
+    --real-repeats) real_repeats=$2; shift 2 ;;
+    --kokoro-repeats) kokoro_repeats=$2; shift 2 ;;
+    --package-dir) package_dir=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "natural.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+manifests=$natural_dir/manifests
+mkdir -p "$exp_dir/.done" "$manifests"
+run_stage() {  # run_stage N NAME: whether stage N should run now
+  local n=$1 name=$2 marker=$exp_dir/.done/stage$1
+  [ "$n" -ge "$stage" ] && [ "$n" -le "$stop_stage" ] || return 1
+  if [ -f "$marker" ]; then echo "stage $n ($name): done before, skipped ($marker)"; return 1; fi
+  echo "stage $n ($name): $(date '+%F %T')"
+}
+done_stage() { touch "$exp_dir/.done/stage$1"; }
+
+if run_stage 0 classic; then
+  ./run.sh --data-dir "$data_dir" --synth-hours "$classic_train_hours" --synth-eval-hours 1 --stop-stage 1
+  done_stage 0
+fi
+
+if run_stage 1 kokoro; then
+  asr corpus synth --voices kokoro --root "$natural_dir/kokoro" --hours "$kokoro_train_hours" \
+    --dev-hours "$kokoro_dev_hours" --test-hours "$kokoro_test_hours" \
+    --text $text/books_norm.txt.gz $text/modern_conversation.txt.gz $text/modern_dialogue.txt.gz \
+    $text/modern_short.txt.gz --text-shares 0.3 0.2 0.15 0.15 --short-share 0.2 --min-words 1 --seed 0 --no-progress
+  asr corpus prepare --root "$natural_dir/kokoro" --splits train dev test --output-dir "$manifests/kokoro"
+  done_stage 1
+fi
+
+if run_stage 2 real; then
+  asr corpus real-train --source "$real_train" --output-dir "$manifests"
+  asr corpus real-dev --root "$real_dev" --output "$manifests/real-dev.jsonl"
+  done_stage 2
+fi
+
+if run_stage 3 mix; then
+  python local/mix_manifests.py --output "$manifests/train-mix.jsonl" --summary "$exp_dir/data_mix.json" --input \
+    speechocean762="$manifests/speechocean762-train.jsonl:$real_repeats" fsdd="$manifests/fsdd-train.jsonl:$real_repeats" \
+    kokoro="$manifests/kokoro/train.jsonl:$kokoro_repeats" classic="$data_dir/manifests/train.jsonl"
+  python local/make_valid_subset.py --manifest "$manifests/fsdd-dev.jsonl" --output "$manifests/fsdd-valid.jsonl" \
+    --utterances 100
+  python local/mix_manifests.py --output "$manifests/valid-mix.jsonl" --input \
+    speechocean762="$manifests/speechocean762-dev.jsonl" fsdd="$manifests/fsdd-valid.jsonl" \
+    kokoro="$manifests/kokoro/dev.jsonl" classic="$data_dir/manifests/valid-subset.jsonl"
+  done_stage 3
+fi
+
+if run_stage 4 train; then
+  start=$natural_dir/start.pt
+  [ -f "$start" ] || git show "$start_commit:asr/models/default.pt" > "$start"
+  asr train --train-data "$manifests/train-mix.jsonl" --valid-manifest "$manifests/valid-mix.jsonl" \
+    --exp-dir "$exp_dir" --preset base --device cpu --no-progress --set model.hidden_size=384 \
+    --set model.outputs_per_step=2 --set train.init_from="$start" --set train.epochs="$epochs" \
+    --set train.learning_rate="$learning_rate" --set train.warmup_steps=100 --set train.pad_seconds=0.4
+  done_stage 4
+fi
+
+lm_dir=$natural_dir/lm
+if run_stage 5 lm; then
+  mkdir -p "$lm_dir"
+  # Every evaluation transcript is left out of the LM text, the Kokoro and real dev and test sets too.
+  asr lm build --text $lm_texts --order 4 --prune $lm_prune --discount-fallback --output "$lm_dir/lm.arpa" \
+    --binary "$lm_dir/lm.bin" --exclude "$data_dir/manifests/dev.jsonl" "$data_dir/manifests/test.jsonl" \
+    "$data_dir/manifests/dev-clean-text.jsonl" "$manifests/kokoro/dev.jsonl" "$manifests/kokoro/test.jsonl" \
+    "$manifests/speechocean762-dev.jsonl" "$manifests/fsdd-dev.jsonl" "$manifests/real-dev.jsonl"
+  rm -f "$lm_dir/lm.arpa"
+  done_stage 5
+fi
+
+if run_stage 6 tune; then
+  asr lm tune --model "$exp_dir/model.pt" --lm "$lm_dir/lm.bin" --manifest "$manifests/valid-mix.jsonl" \
+    --lm-weights $lm_weights --word-bonuses $word_bonuses --unk-penalties -20 --blank-penalties 1.5 \
+    --beam-size 64 --output "$exp_dir/model_lm.pt" --plot "$exp_dir/lm_tuning.png" --no-progress
+  done_stage 6
+fi
+
+if run_stage 7 package; then
+  asr export --model "$exp_dir/model_lm.pt" --output-dir "${package_dir:-$exp_dir/package}" --name default \
+    --weights int8
+  done_stage 7
+fi
