@@ -80,12 +80,15 @@ def _transcribe(args) -> int:
         output_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
     collected = []
-    bar = tqdm(total=len(files), unit="file", desc="transcribing", disable=args.no_progress or len(files) < 2)
+    # The bar is drawn on stderr only when that is a terminal, and tqdm.write clears it before each transcript line
+    # and draws it again below, so bar and lines never share a line; it is cleared when done (leave=False).
+    bar = tqdm(total=len(files), unit="file", desc="transcribing", file=sys.stderr, leave=False,
+               disable=args.no_progress or len(files) < 2 or not sys.stderr.isatty())
     for path, result in recognizer.transcribe_files(files, batch_size=args.batch_size):
-        bar.update()
         if isinstance(result, AsrError):
             tqdm.write(f"asr: error: {result}", file=sys.stderr)
             failures += 1
+            bar.update()
             continue
         if output_dir:
             target = output_dir / (Path(path).stem + suffix)
@@ -95,9 +98,10 @@ def _transcribe(args) -> int:
         elif len(files) == 1:
             print(render(result), end="")
         elif args.format == "text":
-            tqdm.write(f"{path}\t{result.text}")
+            tqdm.write(f"{path}\t{result.text}", file=sys.stdout)
         else:
-            tqdm.write(f"==> {path} <==\n{render(result)}")
+            tqdm.write(f"==> {path} <==\n{render(result)}", file=sys.stdout)
+        bar.update()
     bar.close()
     if collected:
         print(render(collected[0]) if len(files) == 1 else

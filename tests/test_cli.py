@@ -105,3 +105,63 @@ def test_help_explains_each_command(capsys):
             main([command, "--help"])
         assert exit_info.value.code == 0
         assert "usage: asr " + command in capsys.readouterr().out
+
+
+def _as_a_terminal_shows_it(raw: str) -> list[str]:
+    """The lines a terminal would show for `raw`: a carriage return goes back to column 0 and overwrites."""
+    shown = []
+    for line in raw.replace("\r\n", "\n").split("\n"):
+        cells, column = [], 0
+        for char in line:
+            if char == "\r":
+                column = 0
+                continue
+            cells[column:column + 1] = [char]
+            column += 1
+        shown.append("".join(cells).rstrip())
+    return shown
+
+
+def test_progress_bar_never_shares_a_line_with_a_transcript_on_a_terminal(tmp_path, model_path):
+    """stdout and stderr on one pseudo-terminal, as a user sees them: each transcript line stands alone."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    paths = []
+    for i in range(4):
+        write_tone(tmp_path / f"t{i}.wav", seconds=0.5)
+        paths.append(str(tmp_path / f"t{i}.wav"))
+    import fcntl
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a 120-column terminal
+    process = subprocess.Popen([sys.executable, "-m", "asr", "transcribe", *paths, "--model", str(model_path)],
+                               stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    raw = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        raw += chunk
+    assert process.wait(timeout=120) == 0
+    shown = [line for line in _as_a_terminal_shows_it(raw.decode()) if line]
+    transcript_lines = [line for line in shown if line.split("\t")[0] in paths]
+    assert len(transcript_lines) == 4
+    assert not any("transcribing" in line for line in transcript_lines)
+    assert not any("transcribing" in line for line in shown[-1:])  # the bar cleared itself at the end
+    assert "transcribing" in raw.decode()  # it was drawn: this test saw a terminal
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, model_path, capsys):
+    for i in range(3):
+        write_tone(tmp_path / f"t{i}.wav", seconds=0.5)
+    code, out, err = run(["transcribe", *[tmp_path / f"t{i}.wav" for i in range(3)], "--model", model_path], capsys)
+    assert code == 0 and len(out.splitlines()) == 3 and "transcribing" not in err
