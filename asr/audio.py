@@ -5,8 +5,12 @@ The rest of the package only ever sees `numpy.ndarray[float32]` of shape (sample
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
+import stat
+import tempfile
 from pathlib import Path
 from typing import Union
 
@@ -25,7 +29,21 @@ MAX_SECONDS = 3 * 3600
 # not a quiet stretch of a recording, whose samples cross zero but do not stay there.
 DIGITAL_SILENCE_SAMPLES = SAMPLE_RATE // 50
 
+# What a file header may declare: a rate outside this range is a damaged header, not audio.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000
+# Shorter than one 25 ms analysis window there is nothing to transcribe (and the features cannot be computed).
+MIN_SECONDS = 0.025
+# Float audio is nominally within +-1 (integer PCM read as float too); samples beyond this are damage, not sound.
+MAX_ABS_SAMPLE = 1e4
+
 AudioSource = Union[str, os.PathLike, bytes, np.ndarray, torch.Tensor]
+log = logging.getLogger(__name__)
+
+
+def warn_damaged(label: str, problem: str) -> None:
+    """Report a file that was transcribed only in part (truncated, damaged samples). The CLI counts these records
+    (`damaged=True`) and exits with status 2 at the end, as for other bad files."""
+    log.warning("%s: %s", label, problem, extra={"damaged": True})
 
 
 def load_audio(
@@ -46,32 +64,88 @@ def load_audio(
         if sample_rate is None:
             raise AudioError(label, "an array was given without its sample rate", "pass sample_rate=")
         samples = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else np.asarray(source)
+        if samples.dtype.kind in "iu":  # integer PCM: scale to +-1 as a file reader would
+            info = np.iinfo(samples.dtype)
+            samples = (samples.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
+        elif samples.dtype.kind != "f":
+            raise AudioError(label, f"an array of {samples.dtype} is not audio", "pass float or integer samples")
         samples = _to_mono(samples, label, channels_last=None)
-        rate = int(sample_rate)
+        try:
+            rate = int(sample_rate)
+        except (TypeError, ValueError, OverflowError):
+            raise AudioError(label, f"sample rate {sample_rate!r} is not a whole number of Hz") from None
+        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            raise AudioError(label, f"sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz",
+                             "pass the rate the samples were recorded at")
     elif isinstance(source, (bytes, bytearray)):
         label = name or "<bytes>"
         samples, rate = _read_file(io.BytesIO(source), label, max_seconds)
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         label = name or str(path)
-        if not path.exists():
-            raise AudioError(label, "no such file", "check the path")
-        if path.is_dir():
-            raise AudioError(label, "is a directory, not an audio file", "pass the audio files inside it")
+        check_regular_file(path, label)
         samples, rate = _read_file(path, label, max_seconds)
     else:
         raise TypeError(f"cannot read audio from {type(source).__name__}; pass a path, bytes or an array")
 
     _check_samples(samples, rate, label, max_seconds)
+    samples = repair_samples(samples, label)
     if rate != SAMPLE_RATE:
         samples = resample(samples, rate, SAMPLE_RATE)
+    if samples.size < MIN_SECONDS * SAMPLE_RATE:
+        raise AudioError(label, f"is only {1000 * samples.size / SAMPLE_RATE:.0f} ms long, too short to transcribe "
+                                f"({1000 * MIN_SECONDS:.0f} ms or more)", "check the recording")
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def check_regular_file(path: Path, label: str) -> None:
+    """Refuse, in one line, what is not a readable regular file: missing, a folder, a pipe or device (reading one
+    could wait for ever), or behind a permission it lacks."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise AudioError(label, "no such file", "check the path") from None
+    except PermissionError:
+        raise AudioError(label, "cannot be opened (permission denied)", "check its and its folder's permissions") \
+            from None
+    except OSError as error:
+        raise AudioError(label, f"cannot be opened ({one_line(error, limit=120)})") from None
+    if stat.S_ISDIR(mode):
+        raise AudioError(label, "is a directory, not an audio file", "pass the audio files inside it")
+    if not stat.S_ISREG(mode):
+        raise AudioError(label, "is not a regular file (a pipe, socket or device)", "save the audio to a file first")
+    if not os.access(path, os.R_OK):
+        raise AudioError(label, "cannot be read (permission denied)", "check its permissions")
+
+
+def check_declared(label: str, rate: int, frames: int, max_seconds: float) -> None:
+    """Refuse a header that declares an impossible sample rate or a length over the limit, before reading a byte of
+    the samples (a damaged header could declare days of audio)."""
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(label, f"declares a sample rate of {rate} Hz, outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz",
+                         "the header is damaged; re-export the file")
+    if frames > max_seconds * rate:
+        raise AudioError(label, f"is {frames / rate / 3600:.1f} h long, over the {max_seconds / 3600:.1f} h limit",
+                         "split it into shorter files")
+
+
+def repair_samples(samples: np.ndarray, label: str) -> np.ndarray:
+    """Samples of absurd size (over MAX_ABS_SAMPLE: damage, not sound) set to silence, with a warning; otherwise
+    one damaged stretch would dominate the feature scale and erase the words around it."""
+    absurd = np.abs(samples) > MAX_ABS_SAMPLE
+    if not absurd.any():
+        return samples
+    warn_damaged(label, f"{int(absurd.sum())} samples of absurd size (up to {float(np.abs(samples).max()):.3g}) set to "
+                        "silence; the rest was transcribed")
+    return np.where(absurd, 0.0, samples).astype(np.float32)
 
 
 def audio_duration(path: str | os.PathLike) -> float:
     """Duration in seconds from the file header, without decoding the samples."""
+    check_regular_file(Path(path), str(path))
     try:
-        info = soundfile.info(str(path))
+        with quiet_decoder():
+            info = soundfile.info(str(path))
     except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
         raise AudioError(path, f"not a readable audio file ({one_line(error, limit=120)})",
                          "convert it to WAV or FLAC") from None
@@ -128,19 +202,53 @@ def fill_silent_edges(samples: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def _read_file(file, label: str, max_seconds: float) -> tuple[np.ndarray, int]:
     try:
-        with soundfile.SoundFile(file) as sound:
-            if sound.frames > max_seconds * sound.samplerate:
-                hours = sound.frames / sound.samplerate / 3600
-                raise AudioError(label, f"is {hours:.1f} h long, over the {max_seconds / 3600:.1f} h limit",
-                                 "split it into shorter files")
+        with quiet_decoder(), soundfile.SoundFile(file) as sound:
+            check_declared(label, sound.samplerate, sound.frames, max_seconds)
             samples = sound.read(dtype="float32", always_2d=True)
             rate = sound.samplerate
+            truncation = truncation_note(sound, len(samples))
     except AudioError:
         raise
     except (soundfile.LibsndfileError, RuntimeError, OSError, EOFError) as error:
         raise AudioError(label, f"not a readable audio file ({one_line(error, limit=120)})",
                          "convert it to WAV, FLAC, OGG or MP3") from None
+    if truncation:
+        warn_damaged(label, f"{truncation}; transcribed what could be read")
     return _to_mono(samples, label, channels_last=True), rate
+
+
+def truncation_note(sound: soundfile.SoundFile, frames_read: int) -> str:
+    """Why `sound` looks cut short, or "": fewer frames than its header declared (MP3), a WAV data chunk longer
+    than the file (libsndfile then reads what is there), an Ogg stream without its last page."""
+    if frames_read < sound.frames:
+        return f"truncated: {frames_read / sound.samplerate:.1f} s of the {sound.frames / sound.samplerate:.1f} s " \
+               "its header declares could be read"
+    header_log = sound.extra_info
+    if sound.format in ("WAV", "WAVEX", "RF64") and any(line.startswith("data") and "should be" in line
+                                                        for line in header_log.splitlines()):
+        return "truncated: its data is shorter than its header declares"
+    if sound.format == "OGG" and "lacks an end-of-stream bit" in header_log:
+        return "truncated: its last Ogg page is missing"
+    return ""
+
+
+@contextlib.contextmanager
+def quiet_decoder():
+    """libmpg123 (under libsndfile) prints its own `error:` and `Warning:` lines to the process's stderr, even for
+    files it decodes in full: keep them off the user's terminal while a file is opened and read (what matters is
+    reported as one line per file)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _to_mono(samples: np.ndarray, label: str, channels_last: bool | None) -> np.ndarray:

@@ -47,19 +47,72 @@ def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
 
 
-def _audio_files(inputs: list[str]) -> list[str]:
-    """The files given, with each directory replaced by the audio files under it (sorted)."""
-    files = []
+def _audio_files(inputs: list[str]) -> tuple[list[str], list[str]]:
+    """The files given, with each directory replaced by the audio files under it (sorted), and one error line for
+    each folder that could not be listed (the files found elsewhere are still transcribed)."""
+    import os
+
+    files, problems = [], []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-            if not found:
+            found = []
+            for folder, _, names in os.walk(path, onerror=lambda error: problems.append(
+                    f"{error.filename}: cannot be listed ({error.strerror.lower()}); its files were skipped")):
+                found.extend(Path(folder) / name for name in names if Path(name).suffix.lower() in AUDIO_SUFFIXES)
+            if not found and not problems:
                 raise AsrError(f"{path}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in this directory")
-            files.extend(str(p) for p in found)
+            files.extend(str(p) for p in sorted(found))
         else:
             files.append(item)
-    return files
+    return files, problems
+
+
+def output_paths(files: list[str], output_dir: Path, suffix: str) -> dict[str, Path]:
+    """Where each input's transcript goes: FILE's stem + suffix, or its whole name + suffix where two inputs share
+    a stem (talk.wav and talk.flac give talk.wav.srt and talk.flac.srt), so no transcript overwrites another."""
+    stems: dict[str, int] = {}
+    for path in files:
+        stems[Path(path).stem] = stems.get(Path(path).stem, 0) + 1
+    targets: dict[str, Path] = {}
+    taken: set[Path] = set()
+    for path in files:
+        name = Path(path).stem if stems[Path(path).stem] == 1 else Path(path).name
+        target = output_dir / (name + suffix)
+        number = 1
+        while target in taken:  # the same name from two folders (a/talk.wav, b/talk.wav)
+            number += 1
+            target = output_dir / f"{name}-{number}{suffix}"
+        taken.add(target)
+        targets[path] = target
+    return targets
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Make `folder` if needed and prove a file can be written there, before any work is done."""
+    import tempfile
+
+    if folder.exists() and not folder.is_dir():
+        raise AsrError(f"{folder}: exists and is not a directory; give --output-dir a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".asr-write-test-"):
+            pass
+    except OSError as error:
+        raise AsrError(f"{folder}: cannot write there ({error.strerror or error}); choose another --output-dir") \
+            from None
+
+
+def check_writable_file(path: Path, option: str) -> None:
+    """Refuse, before any work, an output file that is a folder or whose folder cannot be written."""
+    if path.is_dir():
+        raise AsrError(f"{path}: is a directory; give {option} a file name")
+    if not path.parent.is_dir():
+        raise AsrError(f"{path.parent}: no such folder for {option}; create it first")
+    import os
+
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise AsrError(f"{path}: cannot be written (permission denied); choose another {option}")
 
 
 def _transcribe(args) -> int:
@@ -69,16 +122,20 @@ def _transcribe(args) -> int:
     from asr.subtitles import FORMATS
     from asr.transcribe import load_model
 
-    files = _audio_files(args.files)
+    files, problems = _audio_files(args.files)
+    for problem in problems:
+        print(f"asr: error: {problem}", file=sys.stderr)
+    render, suffix = FORMATS[args.format]
+    output_dir = Path(args.output_dir) if args.output_dir else None
+    if output_dir:
+        check_writable_folder(output_dir)
+        targets = output_paths(files, output_dir, suffix)
     recognizer = load_model(args.model or default_model_path(), device=args.device, beam_size=args.beam_size,
                             lm=_lm_choice(args), lm_weight=args.lm_weight, word_bonus=args.word_bonus,
                             unk_penalty=args.unk_penalty, blank_penalty=args.blank_penalty, int8=args.int8,
                             threads=args.threads, passes=args.passes)
-    render, suffix = FORMATS[args.format]
-    output_dir = Path(args.output_dir) if args.output_dir else None
-    if output_dir:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    failures = 0
+    failures = len(problems)
+    written = 0
     collected = []
     # The bar is drawn on stderr only when that is a terminal, and tqdm.write clears it before each transcript line
     # and draws it again below, so bar and lines never share a line; it is cleared when done (leave=False).
@@ -91,8 +148,13 @@ def _transcribe(args) -> int:
             bar.update()
             continue
         if output_dir:
-            target = output_dir / (Path(path).stem + suffix)
-            target.write_text(render(result), encoding="utf-8")
+            try:
+                write_text_atomically(targets[path], render(result))
+                written += 1
+            except OSError as error:
+                tqdm.write(f"asr: error: {targets[path]}: cannot write the transcript of {path} ({error.strerror})",
+                           file=sys.stderr)
+                failures += 1
         elif args.format == "json":
             collected.append(result)
         elif len(files) == 1:
@@ -107,7 +169,7 @@ def _transcribe(args) -> int:
         print(render(collected[0]) if len(files) == 1 else
               "[\n" + ",\n".join(render(t) for t in collected) + "\n]")
     if output_dir:
-        print(f"wrote {len(files) - failures} {suffix} file(s) to {output_dir}", file=sys.stderr)
+        print(f"wrote {written} {suffix} file(s) to {output_dir}", file=sys.stderr)
     return EXIT_BAD_INPUT if failures else 0
 
 
@@ -131,6 +193,8 @@ def _evaluate(args) -> int:
     from asr.evaluate import evaluate_manifest
     from asr.models import default_model_path
 
+    if args.errors_file:
+        check_writable_file(Path(args.errors_file), "--errors-file")
     report = evaluate_manifest(args.model or default_model_path(), args.manifest, device=args.device,
                                beam_size=args.beam_size, errors_path=args.errors_file, batch_size=args.batch_size,
                                lm=_lm_choice(args), lm_weight=args.lm_weight, word_bonus=args.word_bonus,
@@ -139,8 +203,9 @@ def _evaluate(args) -> int:
     print(f"WER {report.wer}")
     print(f"CER {report.cer}")
     if report.unreadable:
-        print(f"{report.unreadable} unreadable utterance(s) counted as fully deleted; see the warnings above",
-              file=sys.stderr)
+        print(f"asr: error: {report.unreadable} unreadable utterance(s) counted as fully deleted; see the warnings "
+              "above", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0
 
 
@@ -525,18 +590,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class DamageCounter(logging.Handler):
+    """Counts the files reported as transcribed only in part (`asr.audio.warn_damaged`), so the command can end
+    with status 2 as it does for other bad files."""
+
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "damaged", False):
+            from tqdm import tqdm
+
+            self.count += 1
+            tqdm.write(f"asr: error: {record.getMessage()}", file=sys.stderr)  # clears a progress bar first
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file beside `path`, so an interrupted run never leaves half a transcript."""
+    import os
+
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.command in ("train", "corpus", "lm") else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    damage = DamageCounter()
+    logging.getLogger("asr").addHandler(damage)
+    for handler in logging.getLogger().handlers:  # damaged files are reported by `damage`, in the CLI's own format
+        handler.addFilter(lambda record: not getattr(record, "damaged", False))
     try:
-        return args.run(args)
+        code = args.run(args)
+        return EXIT_BAD_INPUT if damage.count and code == 0 else code
     except AsrError as error:
         print(f"asr: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("asr: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        logging.getLogger("asr").removeHandler(damage)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,15 @@ import ctypes
 import functools
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import soundfile
 import torch
 
-from asr.audio import SAMPLE_RATE, resample, runs_of_true
+from asr.audio import (MAX_ABS_SAMPLE, MAX_SECONDS, SAMPLE_RATE, check_declared, check_regular_file, quiet_decoder,
+                       resample, runs_of_true, warn_damaged)
 from asr.errors import AudioError
 
 
@@ -47,12 +49,20 @@ class LongAudioFile:
 
     def __init__(self, path: str | os.PathLike):
         self.label = str(path)
+        check_regular_file(Path(path), self.label)
         try:
-            self.sound = soundfile.SoundFile(str(path))
+            with quiet_decoder():
+                self.sound = soundfile.SoundFile(str(path))
         except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
             raise AudioError(self.label, f"not a readable audio file ({str(error).strip()[:120]})",
                              "convert it to WAV, FLAC, OGG or MP3") from None
         self.rate, self.frames = self.sound.samplerate, self.sound.frames
+        try:  # the same header checks as a short file's: rate, and the length limit
+            check_declared(self.label, self.rate, self.frames, MAX_SECONDS)
+        except AudioError:
+            self.sound.close()
+            raise
+        self.damage_reported = False  # one warning per file
         if self.frames <= 0:
             self.sound.close()
             raise AudioError(self.label, "contains no audio samples (zero length)", "check the recording")
@@ -63,16 +73,28 @@ class LongAudioFile:
 
     def read(self, start_seconds: float, seconds: float) -> np.ndarray:
         start = int(round(start_seconds * self.rate))
+        wanted = max(0, min(int(round(seconds * self.rate)), self.frames - start))
         try:
-            self.sound.seek(start)
-            block = self.sound.read(min(int(round(seconds * self.rate)), self.frames - start), dtype="float32",
-                                    always_2d=True)
+            with quiet_decoder():
+                self.sound.seek(start)
+                block = self.sound.read(wanted, dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
             raise AudioError(self.label, f"unreadable at {start_seconds:.1f} s ({str(error).strip()[:120]})",
                              "the file is damaged; re-export it") from None
         samples = block.mean(axis=1)
         if not np.isfinite(samples).all():
             raise AudioError(self.label, "contains NaN or infinite samples; the file is corrupt", "re-export it")
+        if len(samples) < wanted and not self.damage_reported:  # the header promised more than the file holds
+            self.damage_reported = True
+            warn_damaged(self.label, f"truncated at {(start + len(samples)) / self.rate:.1f} s of the "
+                                     f"{self.seconds:.1f} s its header declares; transcribed what could be read")
+        absurd = np.abs(samples) > MAX_ABS_SAMPLE
+        if absurd.any():
+            if not self.damage_reported:
+                self.damage_reported = True
+                warn_damaged(self.label, f"samples of absurd size near {start_seconds:.0f} s set to silence; the "
+                                         "rest was transcribed")
+            samples = np.where(absurd, 0.0, samples).astype(np.float32)
         if self.rate != SAMPLE_RATE:
             samples = resample(samples, self.rate, SAMPLE_RATE)
         return np.ascontiguousarray(samples, dtype=np.float32)

@@ -107,13 +107,22 @@ def _letters(text: str) -> str:
     return " ".join(words)
 
 
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")  # 1,000 / 12,345,678.5: commas that group thousands
+
+
 def _spell_number(digits: str) -> str:
-    if "." in digits and digits.count(".") == 1:
-        whole, fraction = digits.replace(",", "").split(".")
+    if "," in digits and not _THOUSANDS.fullmatch(digits):
+        # Not thousands ("11,5", "3,5,7"): a decimal comma or a list; each part is read as its own number.
+        return " ".join(_spell_number(part) for part in digits.split(",") if part)
+    grouped, digits = "," in digits, digits.replace(",", "")
+    if digits.count(".") == 1:
+        whole, fraction = digits.split(".")
         return f"{_spell(int(whole))} POINT " + " ".join(_spell(int(d)) for d in fraction)
-    if len(digits) == 4 and 1100 <= int(digits) <= 2099 and not 2000 <= int(digits) <= 2009:
+    if "." in digits:  # 1.2.3: a version or a date; each part on its own
+        return " ".join(_spell_number(part) for part in digits.split(".") if part)
+    if not grouped and len(digits) == 4 and 1100 <= int(digits) <= 2099 and not 2000 <= int(digits) <= 2009:
         return _spell(int(digits), year=True)  # years are read in pairs: EIGHTEEN THIRTY SEVEN
-    return _spell(int(digits.replace(",", "").replace(".", "")))
+    return _spell(int(digits))
 
 
 def _spell(number: int, ordinal: bool = False, year: bool = False) -> str:

@@ -35,3 +35,14 @@ def test_normalised_text_always_encodes():
     vocabulary = Vocabulary()
     for raw in ["Ünïcödé & 100 ümlauts!", "tab\tnew\nline", "@home 7:45 #1"]:
         vocabulary.encode(normalize_text(raw))
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("11,5", "ELEVEN FIVE"),  # a decimal comma, or a list: never an error that stops corpus preparation
+    ("3,5,7", "THREE FIVE SEVEN"),
+    ("1,234,567", "ONE MILLION TWO HUNDRED THIRTY FOUR THOUSAND FIVE HUNDRED SIXTY SEVEN"),
+    ("version 1.2.3", "VERSION ONE TWO THREE"),
+    ("2,", "TWO"),
+])
+def test_numbers_with_any_separators_are_spelt(raw, expected):
+    assert normalize_text(raw) == expected

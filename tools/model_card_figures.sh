@@ -3,17 +3,23 @@
 #
 #   bash tools/model_card_figures.sh [OUTPUT_DIR]      (default: model-card-figures/)
 #
-# Needs the recipe's synthetic corpus and manifests (recipes/librispeech: ./run.sh --stop-stage 1) and, for the
-# comparison, PocketSphinx (pip install pocketsphinx). About 100 minutes on 2 CPU cores; each step's log is
-# written when it finishes, and a step whose log exists is skipped, so an interrupted run goes on where it stopped.
+# Needs the recipe's corpora and manifests (recipes/librispeech: ./natural.sh --stop-stage 3) and, for the
+# comparison, PocketSphinx (pip install pocketsphinx). The first part (the model card's tables) takes about 25
+# minutes on 2 CPU cores; --all adds voted passes, long audio and frame phase (about 100 minutes more). Each step's
+# log is written when it finishes, and a step whose log exists is skipped, so an interrupted run goes on where it
+# stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+all=false
+if [ "${1:-}" = --all ]; then all=true; shift; fi
 out=${1:-model-card-figures}
 manifests=recipes/librispeech/data/manifests
+natural=recipes/librispeech/data/natural/manifests
 metadata=recipes/librispeech/data/synthetic/metadata.jsonl
-for file in "$manifests"/{dev,test,dev-clean-text,real-dev}.jsonl "$metadata"; do
-  [ -f "$file" ] || { echo "model_card_figures: $file is missing; make the corpus first (recipes/librispeech:" \
-                           "./run.sh --stop-stage 1)" >&2; exit 2; }
+for file in "$manifests"/{dev,test,dev-clean-text}.jsonl "$metadata" \
+            "$natural"/{real-dev,speechocean762-dev,fsdd-dev,kokoro/test}.jsonl; do
+  [ -f "$file" ] || { echo "model_card_figures: $file is missing; make the corpora first (recipes/librispeech:" \
+                           "./natural.sh --stop-stage 3)" >&2; exit 2; }
 done
 mkdir -p "$out"
 python=.venv/bin/python
@@ -28,18 +34,29 @@ step() {  # step NAME COMMAND...: run COMMAND into $out/NAME.txt unless that log
   tail -n 3 "$out/$name.txt"
 }
 
-for set in dev test dev-clean-text real-dev; do
-  step "$set-lm" "$asr" evaluate --manifest "$manifests/$set.jsonl" --errors-file "$out/$set-lm.errors.txt" \
-    --no-progress
-  step "$set-greedy" "$asr" evaluate --manifest "$manifests/$set.jsonl" --no-lm --no-progress
+declare -A sets=([dev]=$manifests/dev.jsonl [test]=$manifests/test.jsonl
+                 [dev-clean-text]=$manifests/dev-clean-text.jsonl [real-dev]=$natural/real-dev.jsonl
+                 [speechocean762-dev]=$natural/speechocean762-dev.jsonl [fsdd-dev]=$natural/fsdd-dev.jsonl
+                 [kokoro-test]=$natural/kokoro/test.jsonl)
+for set in real-dev speechocean762-dev fsdd-dev kokoro-test test dev dev-clean-text; do
+  step "$set-lm" "$asr" evaluate --manifest "${sets[$set]}" --errors-file "$out/$set-lm.errors.txt" --no-progress
+  step "$set-greedy" "$asr" evaluate --manifest "${sets[$set]}" --no-lm --no-progress
 done
+step pocketsphinx "$python" tools/compare_pocketsphinx.py --pocketsphinx-cache "$out/pocketsphinx-cache.json" \
+  --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
+  fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}" test="${sets[test]}"
+step speed-real-dev "$python" tools/bench_transcribe.py --manifest "${sets[real-dev]}" --limit 0
+step by-condition "$python" tools/wer_by_condition.py --errors "$out/test-lm.errors.txt" --metadata "$metadata"
+step kokoro-by-condition "$python" tools/wer_by_condition.py --errors "$out/kokoro-test-lm.errors.txt" \
+  --metadata recipes/librispeech/data/natural/kokoro/metadata.jsonl
+du -b asr/models/default* > "$out/size.txt"
+if ! $all; then echo "model_card_figures: every log is in $out/ (--all for the slower figures)"; exit 0; fi
+
 for set in test real-dev dev-clean-text dev; do  # eight voted passes: the slowest figures, about an hour
-  step "$set-lm-8-passes" "$asr" evaluate --manifest "$manifests/$set.jsonl" --passes 8 \
+  step "$set-lm-8-passes" "$asr" evaluate --manifest "${sets[$set]}" --passes 8 \
     --errors-file "$out/$set-lm-8-passes.errors.txt" --no-progress
 done
 step test-lm-8-passes-int8 "$asr" evaluate --manifest "$manifests/test.jsonl" --passes 8 --int8 --no-progress
-step by-condition "$python" tools/wer_by_condition.py --errors "$out/test-lm.errors.txt" --metadata "$metadata"
-step pocketsphinx "$python" tools/compare_pocketsphinx.py --manifest "$manifests/real-dev.jsonl"
 step speed "$python" tools/bench_transcribe.py --manifest "$manifests/test.jsonl" --limit 200 --passes 1 8
 step long-audio-same "$python" tools/bench_long_audio.py --manifest "$manifests/test.jsonl" --same-content \
   --seeds 0 1 2

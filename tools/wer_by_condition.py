@@ -32,6 +32,12 @@ CONDITIONS = {
     "noise": noise_band,
     "reverberation": lambda entry: "yes" if entry["rt60"] > 0 else "no",
     "telephone band": lambda entry: "yes" if entry["telephone"] else "no",
+    # Kokoro corpora only (older metadata has neither): a lossy codec, a microphone's colouring.
+    "codec": lambda entry: entry.get("codec") or "none",
+    "microphone colouring": lambda entry: "yes" if entry.get("mic_highpass_hz") or entry.get("mic_presence_db")
+    else "no",
+    "accented Kokoro voice in the mix": lambda entry: "n/a" if entry["engine"] != "kokoro" else "yes" if any(
+        part[:2] not in ("af", "am", "bf", "bm") for part in entry["name"].split("+")) else "no",
 }
 
 
