@@ -9,6 +9,8 @@ input. Only plain containers, numbers, strings and tensors are stored.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -32,6 +34,50 @@ INT8_WEIGHTS_VERSION = 2
 READABLE_VERSIONS = (FORMAT_VERSION, INT8_WEIGHTS_VERSION)
 
 
+# What a model file may declare, checked before anything is built from it: a file of a few kB could otherwise ask
+# for gigabytes of LSTM (the `large` preset has 1024 units and 5 layers; these leave room above it).
+CONFIG_BOUNDS = {
+    "model_config": {"n_mels": (1, 512), "vocab_size": (2, 4096), "conv_channels": (1, 1024),
+                     "hidden_size": (1, 4096), "num_layers": (1, 16), "dropout": (0.0, 1.0)},
+    "feature_config": {"sample_rate": (8000, 48000), "n_mels": (1, 512), "win_length": (16, 8192),
+                       "hop_length": (1, 4096), "n_fft": (16, 16384), "f_min": (0.0, 24000.0),
+                       "f_max": (1.0, 24000.0), "log_floor": (1e-20, 1.0)},
+}
+
+
+def check_config_fields(payload: dict, source) -> None:
+    """Refuse a config field of the wrong type or outside its bounds, naming it (one line, before any allocation)."""
+    for section, bounds in CONFIG_BOUNDS.items():
+        values = payload.get(section)
+        if not isinstance(values, dict):
+            raise CheckpointError(f"{source}: model file has no {section}; it is damaged or of another kind")
+        for name, (low, high) in bounds.items():
+            value = values.get(name)
+            kind = float if isinstance(low, float) else int
+            if name not in values:
+                continue  # the dataclass default applies
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                    kind is int and value != int(value)) or not math.isfinite(value) or not low <= value <= high:
+                raise CheckpointError(f"{source}: model file field {section}.{name} is {value!r}, not a "
+                                      f"{kind.__name__} from {low} to {high}; the file is damaged")
+    features = payload["feature_config"]
+    if features.get("win_length", 400) > features.get("n_fft", 512):
+        raise CheckpointError(f"{source}: model file's window ({features.get('win_length')}) is longer than its FFT "
+                              f"({features.get('n_fft')}); the file is damaged")
+
+
+def tensor_checksum(payload: dict) -> str:
+    """SHA-256 over every stored tensor (weights, normalisation statistics, int8 scales): name, dtype, shape and
+    bytes, in name order. Written with the file and checked on loading, so damage is never loaded silently."""
+    digest = hashlib.sha256()
+    for group in ("state_dict", "int8_scales"):
+        for name, tensor in sorted((payload.get(group) or {}).items()):
+            tensor = tensor.detach().cpu().contiguous()
+            digest.update(f"{group}/{name}/{tensor.dtype}/{tuple(tensor.shape)}".encode())
+            digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 @dataclass
 class ModelFile:
     """The contents of a model file, ready to use."""
@@ -44,7 +90,10 @@ class ModelFile:
 
 
 def atomic_save(payload: dict, path: str | os.PathLike) -> None:
-    """Write `payload` with torch.save so that `path` is either the old file or the complete new one."""
+    """Write `payload` with torch.save so that `path` is either the old file or the complete new one. A model
+    payload gets the checksum of its tensors (`tensor_checksum`)."""
+    if payload.get("format") == MODEL_FORMAT:
+        payload = {**payload, "tensor_sha256": tensor_checksum(payload)}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -137,7 +186,20 @@ def dequantized_state(payload: dict) -> dict:
 
 
 def model_from_payload(payload: dict, source: str | os.PathLike) -> ModelFile:
-    """Rebuild the model from a payload of `model_payload`; `source` names it in errors."""
+    """Rebuild the model from a payload of `model_payload`; `source` names it in errors. The fields are checked
+    before anything is built, and the tensors against the checksum written with them (files from before checksums
+    have none to check, and load as they did)."""
+    check_config_fields(payload, source)
+    stored = payload.get("tensor_sha256")
+    if stored is not None:
+        try:
+            actual = tensor_checksum(payload)
+        except (AttributeError, TypeError, RuntimeError) as error:
+            raise CheckpointError(f"{source}: damaged model file ({one_line(error)}); re-download or re-train it") \
+                from None
+        if actual != stored:
+            raise CheckpointError(f"{source}: damaged model file: its weights do not match the checksum written with "
+                                  "them; re-download or re-train it")
     try:
         model_config = ModelConfig(**payload["model_config"])
         feature_config = FeatureConfig(**payload["feature_config"])
@@ -152,7 +214,33 @@ def model_from_payload(payload: dict, source: str | os.PathLike) -> ModelFile:
         raise CheckpointError(f"{source}: vocabulary has {len(vocabulary)} tokens but the model emits "
                               f"{model_config.vocab_size}; the file is damaged")
     model.eval()
-    return ModelFile(model, feature_config, vocabulary, payload.get("metadata", {}), payload.get("decoding", {}))
+    decoding = payload.get("decoding", {})
+    if not isinstance(decoding, dict):
+        raise CheckpointError(f"{source}: model file's decoding options are a {type(decoding).__name__}, not a "
+                              "table; the file is damaged")
+    check_decoding_options(decoding, source)
+    metadata = payload.get("metadata", {})
+    return ModelFile(model, feature_config, vocabulary, metadata if isinstance(metadata, dict) else {}, decoding)
+
+
+def check_decoding_options(decoding: dict, source) -> None:
+    """The decoding options stored by `asr lm tune`, through the same limits as the CLI's (asr.limits)."""
+    from asr import limits
+    from asr.errors import AsrError
+
+    checks = {"lm_beam_size": limits.check_beam_size, "beam_size": limits.check_beam_size,
+              "passes": limits.check_passes, "lm_weight": limits.check_lm_weight,
+              "word_bonus": limits.check_word_bonus, "unk_penalty": limits.check_unk_penalty,
+              "blank_penalty": limits.check_blank_penalty}
+    for name, check in checks.items():
+        if name in decoding:
+            try:
+                check(decoding[name])
+            except AsrError as error:
+                raise CheckpointError(f"{source}: stored decoding option {name}: {error}; the file is damaged") \
+                    from None
+    if "lm" in decoding and not isinstance(decoding["lm"], (str, type(None))):
+        raise CheckpointError(f"{source}: stored LM path is a {type(decoding['lm']).__name__}; the file is damaged")
 
 
 def load_model_file(path: str | os.PathLike) -> ModelFile:

@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+from asr import limits
 from asr.errors import AsrError
 
 EXIT_BAD_INPUT = 2
@@ -25,23 +26,40 @@ def _lm_choice(args):
     return args.lm
 
 
+def _limited(check):
+    """An argparse type from an `asr.limits` check: a bad value is argparse's one-line usage error, exit 2."""
+    def convert(text: str):
+        try:
+            return check(text)
+        except AsrError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    convert.__name__ = check.__name__.replace("check_", "").replace("_", " ")
+    return convert
+
+
 def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
     """The LM and voting options that `transcribe` and `evaluate` share."""
     parser.add_argument("--lm", help="word n-gram LM (ARPA or KenLM binary) for beam search (default: the one "
                                      "`asr lm tune` stored with the model, if any)")
     parser.add_argument("--no-lm", action="store_true", help="decode without a language model")
-    parser.add_argument("--lm-weight", type=float, help="LM weight (default: the tuned value stored with the model)")
-    parser.add_argument("--word-bonus", type=float, help="bonus per word (default: the tuned value)")
-    parser.add_argument("--unk-penalty", type=float,
-                        help="added per word the LM does not know, at most 0; -20 or lower spells almost only the "
-                             "LM's words (default: the tuned value)")
-    parser.add_argument("--blank-penalty", type=float,
+    parser.add_argument("--lm-weight", type=_limited(limits.check_lm_weight),
+                        help=f"LM weight, -{limits.MAX_WEIGHT:g} to {limits.MAX_WEIGHT:g} (default: the tuned value "
+                             "stored with the model)")
+    parser.add_argument("--word-bonus", type=_limited(limits.check_word_bonus),
+                        help=f"bonus per word, -{limits.MAX_WEIGHT:g} to {limits.MAX_WEIGHT:g} (default: the tuned "
+                             "value)")
+    parser.add_argument("--unk-penalty", type=_limited(limits.check_unk_penalty),
+                        help=f"added per word the LM does not know, -{limits.MAX_UNK_PENALTY:g} to 0; -20 or lower "
+                             "spells almost only the LM's words (default: the tuned value)")
+    parser.add_argument("--blank-penalty", type=_limited(limits.check_blank_penalty),
                         help="subtracted from the CTC blank's log-probability in every frame of the LM beam "
-                             "search, at least 0; higher drops fewer letters (default: the tuned value)")
-    parser.add_argument("--passes", type=int, metavar="N",
+                             f"search, 0 to {limits.MAX_WEIGHT:g}; higher drops fewer letters (default: the tuned "
+                             "value)")
+    parser.add_argument("--passes", type=_limited(limits.check_passes), metavar="N",
                         help="transcribe N copies of the audio, each delayed a few milliseconds more, and keep "
-                             "the words most of them agree on: fewer errors for N times the work; 3 or more, as "
-                             "two can only tie (default: the number stored with the model, else 1)")
+                             "the words most of them agree on: fewer errors for N times the work; 3 to "
+                             f"{limits.MAX_PASSES}, as two can only tie (default: the number stored with the model, "
+                             "else 1)")
 
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
@@ -367,8 +385,16 @@ def _export(args) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (the command, the problem, where to read more) and exit status 2, like every other
+    bad input, rather than argparse's usage block."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="asr", description="Speech recognition with a deep bidirectional LSTM trained with CTC.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  asr transcribe speech.wav\n  asr transcribe talks/ --format srt --output-dir subtitles\n"
@@ -389,16 +415,20 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--output-dir", help="write one FILE.txt/.json/.srt/.vtt per input here, not to stdout")
     transcribe.add_argument("--int8", action="store_true",
                             help="int8 weights for the LSTM and linear layers (CPU): smaller, faster")
-    transcribe.add_argument("--threads", type=int, help="CPU threads for the model and the decoder (default: all)")
+    transcribe.add_argument("--threads", type=_limited(limits.check_threads),
+                            help=f"CPU threads for the model and the decoder, 1 to {limits.MAX_THREADS} (default: all)")
     transcribe.add_argument("--no-progress", action="store_true", help="no progress bar")
-    transcribe.add_argument("--beam-size", type=int, default=None,
-                            help="CTC prefix beam search with this many beams; 1 = greedy (default: with an LM, "
-                                 "the beam it was tuned at, 256 for the bundled model, or 32; without, the model's)")
+    transcribe.add_argument("--beam-size", type=_limited(limits.check_beam_size), default=None,
+                            help=f"CTC prefix beam search with this many beams, up to {limits.MAX_BEAM_SIZE}; 1 = "
+                                 "greedy (default: with an LM, the beam it was tuned at, or 32; without, the "
+                                 "model's)")
     transcribe.add_argument("--format", choices=("text", "json", "srt", "vtt"), default="text",
                             help="text: the transcript; json: words with start/end seconds and confidences; "
                                  "srt / vtt: subtitles (SubRip / WebVTT)")
-    transcribe.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
-    transcribe.add_argument("--batch-size", type=int, default=8, help="files decoded together (default: 8)")
+    transcribe.add_argument("--device", default="cpu", type=_limited(limits.check_device),
+                            help="cpu, cuda, cuda:N or auto (default: cpu)")
+    transcribe.add_argument("--batch-size", type=_limited(limits.check_batch_size), default=8,
+                            help=f"files decoded together, 1 to {limits.MAX_BATCH_SIZE} (default: 8)")
     _add_decoding_options(transcribe)
     transcribe.set_defaults(run=_transcribe)
 
@@ -416,7 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                        help="override one config value, e.g. --set train.epochs=5, or --set "
                             "train.init_from=MODEL.pt to start from a trained model's weights (repeatable)")
-    train.add_argument("--device", default="auto", help="cpu, cuda, or auto (default: auto)")
+    train.add_argument("--device", default="auto", type=_limited(limits.check_device),
+                          help="cpu, cuda, cuda:N or auto (default: auto)")
     train.add_argument("--stop-after-steps", type=int, default=None,
                        help="stop with a checkpoint after this many steps in this run; rerun to continue")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
@@ -427,10 +458,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Transcribe every utterance of a manifest and score it against the reference text.")
     evaluate.add_argument("--model", help="model file (default: the bundled default model, with its LM)")
     evaluate.add_argument("--manifest", required=True, help="JSONL manifest with reference transcripts")
-    evaluate.add_argument("--beam-size", type=int, default=None, help="1 = greedy (default: the model's)")
+    evaluate.add_argument("--beam-size", type=_limited(limits.check_beam_size), default=None,
+                          help=f"1 = greedy, up to {limits.MAX_BEAM_SIZE} (default: the model's)")
     evaluate.add_argument("--errors-file", help="write each utterance's aligned reference and hypothesis here")
-    evaluate.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
-    evaluate.add_argument("--batch-size", type=int, default=16, help="utterances decoded together (default: 16)")
+    evaluate.add_argument("--device", default="cpu", type=_limited(limits.check_device),
+                          help="cpu, cuda, cuda:N or auto (default: cpu)")
+    evaluate.add_argument("--batch-size", type=_limited(limits.check_batch_size), default=16,
+                          help=f"utterances decoded together, 1 to {limits.MAX_BATCH_SIZE} (default: 16)")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     evaluate.add_argument("--int8", action="store_true",
                           help="int8 weights for the LSTM and linear layers (CPU), as `asr transcribe --int8`")
@@ -567,10 +601,12 @@ def build_parser() -> argparse.ArgumentParser:
     lm_tune.add_argument("--blank-penalties", type=float, nargs="+", default=DEFAULT_BLANK_PENALTIES,
                          help="penalties on the CTC blank to try, each at least 0 (default: "
                               f"{' '.join(map(str, DEFAULT_BLANK_PENALTIES))})")
-    lm_tune.add_argument("--beam-size", type=int, default=None, help="beam width (default: 32)")
+    lm_tune.add_argument("--beam-size", type=_limited(limits.check_beam_size), default=None,
+                         help=f"beam width, up to {limits.MAX_BEAM_SIZE} (default: 32)")
     lm_tune.add_argument("--output", help="write the tuned model here (default: update --model in place)")
     lm_tune.add_argument("--plot", help="also draw the WER grid as a heat map (PNG)")
-    lm_tune.add_argument("--device", default="cpu", help="cpu, cuda, or auto (default: cpu)")
+    lm_tune.add_argument("--device", default="cpu", type=_limited(limits.check_device),
+                          help="cpu, cuda, cuda:N or auto (default: cpu)")
     lm_tune.add_argument("--no-progress", action="store_true", help="no progress bars")
     lm_tune.set_defaults(run=_lm_tune)
 

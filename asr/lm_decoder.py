@@ -38,6 +38,7 @@ import numpy as np
 from numba import types
 from numba.typed import Dict
 
+from asr import limits
 from asr.decode import Hypothesis, _as_numpy
 from asr.errors import AsrError
 from asr.lm import LanguageModel
@@ -73,16 +74,15 @@ class DecoderOptions:
     lm_lookahead: bool = True
 
     def __post_init__(self):
-        if self.beam_size < 1:
-            raise AsrError(f"beam size must be at least 1, not {self.beam_size}")
-        if self.beam_threshold <= 0:
-            raise AsrError(f"beam threshold must be positive, not {self.beam_threshold}")
-        if self.unk_penalty > 0:
-            raise AsrError(f"the unknown-word penalty is added to a log-probability, so at most 0, not "
-                           f"{self.unk_penalty}")
-        if self.blank_penalty < 0:
-            raise AsrError(f"the blank penalty is subtracted from the blank's log-probability, so at least 0, not "
-                           f"{self.blank_penalty}")
+        # asr.limits holds every range: the unknown-word penalty is added to a log-probability (at most 0), the
+        # blank penalty subtracted from one (at least 0); NaN, infinities and absurd sizes are refused.
+        limits.check_beam_size(self.beam_size)
+        limits.check_lm_weight(self.lm_weight)
+        limits.check_word_bonus(self.word_bonus)
+        limits.check_unk_penalty(self.unk_penalty)
+        limits.check_blank_penalty(self.blank_penalty)
+        limits.check_float("beam threshold", self.beam_threshold, 1e-3, 1e4)
+        limits.check_float("token threshold", self.token_min_logp, -1e4, 0.0)
 
 
 # ----------------------------------------------------------------------------------------------- lexicon trie

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from asr import limits
 from asr.audio import AudioSource, audio_duration, fill_silent_edges, load_audio
 from asr.checkpoint import ModelFile, load_model_file
 from asr.decode import Hypothesis, beam_search, greedy_decode
@@ -33,7 +34,8 @@ DEFAULT_LM_BEAM = 32  # beam width when an LM is used and neither the caller nor
 
 
 def resolve_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
+    device = limits.check_device(device)
+    if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise AsrError("--device cuda was asked for, but no CUDA GPU is available; use --device cpu")
@@ -72,8 +74,11 @@ class Recognizer:
         from asr.lm_decoder import DecoderOptions, LmBeamSearchDecoder
 
         self.device = resolve_device(device)
-        if threads:
+        if threads is not None:
+            threads = limits.check_threads(threads)
             torch.set_num_threads(threads)
+        if beam_size is not None:
+            beam_size = limits.check_beam_size(beam_size)
         self.threads = threads
         self.window = window
         self.model = model_file.model.to(self.device).eval()
@@ -106,9 +111,7 @@ class Recognizer:
             self.beam_size = beam_size or int(decoding.get("beam_size", 1))
         # Seconds per model output frame: the feature hop times the feature frames per output frame.
         self.frame_seconds = self.model.config.input_frames_per_output / self.feature_config.frames_per_second
-        passes = int(decoding.get("passes", 1)) if passes is None else passes
-        if passes < 1:
-            raise AsrError(f"passes must be at least 1, not {passes}")
+        passes = limits.check_passes(decoding.get("passes", 1) if passes is None else passes)
         # With several passes, the audio is delayed by each of `passes` even steps across one LSTM step (40 ms for
         # the default model), the phases at which its mistakes differ most (asr.voting).
         step_samples = self.frame_seconds * self.model.config.outputs_per_step * self.feature_config.sample_rate

@@ -74,6 +74,7 @@ def test_int8_weights_that_do_not_match_their_scales_are_refused(tuned_model, tm
     payload = torch.load(int8, weights_only=True)
     name = next(iter(payload["int8_scales"]))
     payload["int8_scales"][name] = payload["int8_scales"][name][:-1]
+    del payload["tensor_sha256"]  # as in a file from before checksums: the scales themselves are checked
     torch.save(payload, int8)
     with pytest.raises(CheckpointError, match="int8/model.pt: damaged.*do not match their scales"):
         load_model_file(int8)

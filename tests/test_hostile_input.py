@@ -170,3 +170,51 @@ def test_evaluate_with_a_missing_audio_file_exits_2(tmp_path, model_path, capsys
     code = main(["evaluate", "--model", str(model_path), "--manifest", str(tmp_path / "m.jsonl"), "--no-progress"])
     captured = capsys.readouterr()
     assert code == 2 and captured.out.startswith("WER") and "1 unreadable utterance" in captured.err
+
+
+def _flip_bytes_in_weights(path, count=8):
+    """Damage `path` the way a bad disk or download would: `count` bytes in the middle of its largest tensor."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    for i in range(count):
+        data[middle + i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_model_file_is_one_clear_line(model_path, tmp_path, capsys):
+    from asr.checkpoint import load_model_file
+    from asr.errors import CheckpointError
+
+    load_model_file(model_path)  # loads before the damage
+    _flip_bytes_in_weights(model_path)
+    with pytest.raises(CheckpointError, match="do not match the checksum"):
+        load_model_file(model_path)
+    write_tone(tmp_path / "a.wav", seconds=0.5)
+    code, out, err = transcribe([tmp_path / "a.wav", "--model", model_path], capsys)
+    assert code == 2 and out == "" and len(_errors(err)) == 1 and "checksum" in err
+
+
+def test_model_files_from_before_checksums_still_load(model_path):
+    from asr.checkpoint import load_model_file
+
+    payload = torch.load(model_path, weights_only=True)
+    del payload["tensor_sha256"]
+    torch.save(payload, model_path)
+    assert load_model_file(model_path).model is not None
+
+
+@pytest.mark.parametrize("section, field, value", [
+    ("feature_config", "sample_rate", 0), ("feature_config", "hop_length", 0), ("model_config", "hidden_size", 10**6),
+    ("model_config", "num_layers", "3"), ("decoding", "lm_beam_size", "wide"), ("decoding", "lm_weight", float("nan")),
+])
+def test_malformed_model_file_fields_are_refused_before_anything_is_built(model_path, section, field, value):
+    """A few-kB file declaring a million LSTM units is refused before it allocates gigabytes."""
+    from asr.checkpoint import atomic_save, load_model_file
+    from asr.errors import CheckpointError
+
+    payload = torch.load(model_path, weights_only=True)
+    payload.setdefault(section, {})[field] = value
+    payload.pop("tensor_sha256")
+    atomic_save(payload, model_path)
+    with pytest.raises(CheckpointError, match=f"{field}"):
+        load_model_file(model_path)
