@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -42,9 +43,16 @@ class TrainConfig:
     init_from: str = ""
 
     def __post_init__(self):
+        for name in ("learning_rate", "weight_decay", "final_lr_fraction", "grad_clip"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"train.{name} must be a finite number of 0 or more, not {value!r}")
+        for name in ("epochs", "max_batch_frames"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be at least 1, not {getattr(self, name)}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(f"train.precision must be auto, fp32, bf16 or fp16, not {self.precision!r}")
-        if self.pad_seconds < 0:
+        if not (math.isfinite(self.pad_seconds) and self.pad_seconds >= 0):
             raise ConfigError(f"train.pad_seconds must be 0 (off) or more, not {self.pad_seconds}")
 
 

@@ -43,33 +43,44 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest file" + ("; it is a directory" if path.is_dir() else
                                                                  "; run data preparation first"))
-    utterances = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ManifestError(f"{where}: not valid JSON ({error.msg}); fix or remove the line") from None
-            if not isinstance(entry, dict):
-                raise ManifestError(f"{where}: expected a JSON object per line")
-            missing = [name for name in REQUIRED_FIELDS if name not in entry]
-            if missing:
-                raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
-            try:
-                duration = float(entry["duration"])
-            except (TypeError, ValueError):
-                raise ManifestError(f"{where}: duration {entry['duration']!r} is not a number") from None
-            if not duration > 0 or not np.isfinite(duration):
-                raise ManifestError(f"{where}: duration must be a positive number of seconds, not {duration}")
-            if not isinstance(entry["text"], str):
-                raise ManifestError(f"{where}: text must be a string")
-            audio = Path(str(entry["audio"]))
-            audio = audio if audio.is_absolute() else (path.parent / audio)
-            utterances.append(Utterance(str(entry["id"]), str(audio), duration, entry["text"],
-                                        str(entry.get("speaker", ""))))
+    utterances, first_line_of = [], {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {error.start}); a manifest is JSON lines, one utterance "
+                            "each") from None
+    except OSError as error:
+        raise ManifestError(f"{path}: cannot be read ({error.strerror or error})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ManifestError(f"{where}: not valid JSON ({error.msg}); fix or remove the line") from None
+        if not isinstance(entry, dict):
+            raise ManifestError(f"{where}: expected a JSON object per line")
+        missing = [name for name in REQUIRED_FIELDS if name not in entry]
+        if missing:
+            raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
+        try:
+            duration = float(entry["duration"])
+        except (TypeError, ValueError):
+            raise ManifestError(f"{where}: duration {entry['duration']!r} is not a number") from None
+        if not duration > 0 or not np.isfinite(duration):
+            raise ManifestError(f"{where}: duration must be a positive number of seconds, not {duration}")
+        if not isinstance(entry["text"], str):
+            raise ManifestError(f"{where}: text must be a string")
+        audio = Path(str(entry["audio"]))
+        audio = audio if audio.is_absolute() else (path.parent / audio)
+        utterance_id = str(entry["id"])
+        if utterance_id in first_line_of:  # scores would be matched to the wrong hypotheses
+            raise ManifestError(f"{where}: utterance id {utterance_id!r} is already used on line "
+                                f"{first_line_of[utterance_id]}; ids must be unique")
+        first_line_of[utterance_id] = number
+        utterances.append(Utterance(utterance_id, str(audio), duration, entry["text"],
+                                    str(entry.get("speaker", ""))))
     if not utterances:
         raise ManifestError(f"{path}: the manifest has no utterances")
     return utterances

@@ -34,7 +34,7 @@ from asr.checkpoint import (FORMAT_VERSION, TRAINING_STATE_FORMAT, atomic_save, 
 from asr.config import ExperimentConfig
 from asr.data import Batch, Example, UtteranceDataset, Utterance, collate, frame_budget_batches, read_manifest
 from asr.decode import greedy_decode
-from asr.errors import CheckpointError, ConfigError, ManifestError
+from asr.errors import CheckpointError, ConfigError, ManifestError, one_line
 from asr.features import FeatureStatistics, spec_augment
 from asr.metrics import char_error_rate, word_error_rate
 from asr.model import BiLstmCtc, count_parameters, fits_ctc
@@ -239,9 +239,13 @@ def train(config: ExperimentConfig, train_data: str | os.PathLike, exp_dir: str 
     if config.train.init_from and not state_path.exists():
         initialize_from(model, load_model_file(config.train.init_from), config.features, config.train.init_from)
         log.info("initialised from %s", config.train.init_from)
+    if rank == 0:
+        _remove_interrupted_writes(exp_dir / "checkpoints")
     if state_path.exists():
         progress = _restore(state_path, trainer)
         log.info("resuming from %s: epoch %d, step %d", state_path, progress.epoch, progress.step)
+        if rank == 0:
+            _truncate_log(exp_dir / "train_log.jsonl", progress.step)
     log.info("model: %s parameters; %d training utterances (%.2f h); device %s; %d process(es)",
              f"{count_parameters(model):,}", data.count, data.hours, device, world_size)
 
@@ -561,7 +565,11 @@ def _write_or_check_config(path: Path, config: ExperimentConfig) -> None:
     wanted = json.loads(config.to_json())
     if path.exists():
         # Through the dataclasses, so a setting added since the run began reads as its default.
-        saved = json.loads(ExperimentConfig.from_dict(json.loads(path.read_text())).to_json())
+        try:
+            saved = json.loads(ExperimentConfig.from_dict(json.loads(path.read_text(encoding="utf-8"))).to_json())
+        except (ValueError, TypeError, AttributeError) as error:  # not JSON, not UTF-8, or not a config
+            raise ConfigError(f"{path}: damaged ({one_line(error, limit=100)}); delete it to resume with this "
+                              "command's settings (the checkpoints are untouched), or use a new --exp-dir") from None
         if _without_epochs(saved) != _without_epochs(wanted):
             raise ConfigError(f"{path.parent} was started with a different configuration (see {path}); use a new "
                               "--exp-dir, or the same preset and --set values to resume")
@@ -571,6 +579,32 @@ def _write_or_check_config(path: Path, config: ExperimentConfig) -> None:
                  wanted["train"]["epochs"])
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(config.to_json() + "\n")
+    temporary.replace(path)
+
+
+def _remove_interrupted_writes(folder: Path) -> None:
+    """Delete the temporary files of checkpoint writes that a killed run left (`atomic_save` names them
+    `NAME.*.tmp`); the checkpoint they were to replace is still whole."""
+    for stale in folder.glob("*.pt.*.tmp"):
+        log.info("removing %s, left by an interrupted checkpoint write", stale)
+        stale.unlink(missing_ok=True)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop the log rows written after the checkpoint being resumed from (a killed run logs steps and epochs it
+    then does again), so every step and epoch appears once."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a row cut off by the kill
+        if isinstance(entry, dict) and entry.get("step", 0) <= step:
+            kept.append(line)
+    temporary = path.with_suffix(".jsonl.tmp")
+    temporary.write_text("".join(row + "\n" for row in kept), encoding="utf-8")
     temporary.replace(path)
 
 

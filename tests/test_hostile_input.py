@@ -218,3 +218,53 @@ def test_malformed_model_file_fields_are_refused_before_anything_is_built(model_
     atomic_save(payload, model_path)
     with pytest.raises(CheckpointError, match=f"{field}"):
         load_model_file(model_path)
+
+
+def test_training_survives_a_kill_between_checkpoints(noise_manifest, tmp_path):
+    """What a SIGKILL leaves (a half-written checkpoint's temporary file, log rows of steps after the last
+    checkpoint) is cleaned up on resume: every step and epoch is logged once."""
+    import json
+
+    from asr.config import apply_overrides, preset
+    from asr.train import TrainingStopped, train
+
+    config = apply_overrides(preset("tiny"), ["train.epochs=2", "train.max_batch_frames=160", "model.hidden_size=16",
+                                              "train.log_every_steps=1"])
+    exp = tmp_path / "exp"
+    with pytest.raises(TrainingStopped):
+        train(config, noise_manifest, exp, show_progress=False, stop_after_steps=3)
+    # As if killed later: rows for steps 4-5 written, then a checkpoint write cut off.
+    with open(exp / "train_log.jsonl", "a") as log:
+        for step in (4, 5):
+            log.write(json.dumps({"type": "step", "step": step, "epoch": 1, "loss": 1.0, "lr": 0.1}) + "\n")
+        log.write('{"type": "step", "st')
+    (exp / "checkpoints" / "last.pt.x1y2.tmp").write_bytes(b"half a checkpoint")
+    train(config, noise_manifest, exp, show_progress=False)
+    rows = [json.loads(line) for line in (exp / "train_log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if r["type"] == "step"]
+    epochs = [r["epoch"] for r in rows if r["type"] == "epoch"]
+    assert steps == sorted(set(steps)) and epochs == [1, 2]
+    assert not list((exp / "checkpoints").glob("*.tmp"))
+
+
+def test_training_config_errors_are_one_line(noise_manifest, tmp_path, capsys):
+    argv = ["train", "--train-data", str(noise_manifest), "--exp-dir", str(tmp_path / "exp"), "--preset", "tiny",
+            "--no-progress"]
+    assert main(argv + ["--set", "train.learning_rate=nan"]) == 2
+    assert "train.learning_rate must be a finite number" in capsys.readouterr().err
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "config.json").write_bytes(b"\x00garbage{")
+    assert main(argv + ["--set", "train.epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert "config.json: damaged" in err and "Traceback" not in err
+
+
+def test_manifests_with_duplicate_ids_or_binary_content_are_refused(tmp_path, capsys, model_path):
+    (tmp_path / "dup.jsonl").write_text('{"id": "a", "audio": "x.wav", "duration": 1, "text": "A"}\n'
+                                        '{"id": "a", "audio": "y.wav", "duration": 1, "text": "B"}\n')
+    (tmp_path / "bin.jsonl").write_bytes(bytes(range(256)))
+    for name, problem in (("dup.jsonl", "dup.jsonl:2: utterance id 'a' is already used on line 1"),
+                          ("bin.jsonl", "bin.jsonl: not UTF-8 text")):
+        assert main(["evaluate", "--model", str(model_path), "--manifest", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert problem in err and len(err.strip().splitlines()) == 1
