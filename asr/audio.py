@@ -59,7 +59,7 @@ def load_audio(
     with its `sample_rate`. `name` labels the input in error messages when it is not a path.
     Raises `AudioError` for anything unusable: missing, not audio, empty, NaN or infinite, longer than `max_seconds`.
     """
-    if isinstance(source, (np.ndarray, torch.Tensor)):
+    if isinstance(source, (np.ndarray, np.generic, torch.Tensor)):
         label = name or "<array>"
         if sample_rate is None:
             raise AudioError(label, "an array was given without its sample rate", "pass sample_rate=")
@@ -69,7 +69,7 @@ def load_audio(
             samples = (samples.astype(np.float64) - (info.max + 1 + info.min) / 2) / ((info.max - info.min + 1) / 2)
         elif samples.dtype.kind != "f":
             raise AudioError(label, f"an array of {samples.dtype} is not audio", "pass float or integer samples")
-        samples = _to_mono(samples, label, channels_last=None)
+        samples, damage = _to_mono(samples, label, channels_last=None), ""
         try:
             rate = int(sample_rate)
         except (TypeError, ValueError, OverflowError):
@@ -79,22 +79,24 @@ def load_audio(
                              "pass the rate the samples were recorded at")
     elif isinstance(source, (bytes, bytearray)):
         label = name or "<bytes>"
-        samples, rate = _read_file(io.BytesIO(source), label, max_seconds)
+        samples, rate, damage = _read_file(io.BytesIO(source), label, max_seconds)
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         label = name or str(path)
         check_regular_file(path, label)
-        samples, rate = _read_file(path, label, max_seconds)
+        samples, rate, damage = _read_file(path, label, max_seconds)
     else:
         raise TypeError(f"cannot read audio from {type(source).__name__}; pass a path, bytes or an array")
 
     _check_samples(samples, rate, label, max_seconds)
-    samples = repair_samples(samples, label)
+    if samples.size < MIN_SECONDS * rate:  # refused before any repair is reported: one line per bad file
+        raise AudioError(label, f"is only {1000 * samples.size / rate:.1f} ms long, too short to transcribe "
+                                f"({1000 * MIN_SECONDS:.0f} ms or more)", "check the recording")
+    if damage:
+        warn_damaged(label, f"{damage}; transcribed what could be read")
+    samples = repair_samples(samples, label, reported=bool(damage))
     if rate != SAMPLE_RATE:
         samples = resample(samples, rate, SAMPLE_RATE)
-    if samples.size < MIN_SECONDS * SAMPLE_RATE:
-        raise AudioError(label, f"is only {1000 * samples.size / SAMPLE_RATE:.0f} ms long, too short to transcribe "
-                                f"({1000 * MIN_SECONDS:.0f} ms or more)", "check the recording")
     return np.ascontiguousarray(samples, dtype=np.float32)
 
 
@@ -129,14 +131,16 @@ def check_declared(label: str, rate: int, frames: int, max_seconds: float) -> No
                          "split it into shorter files")
 
 
-def repair_samples(samples: np.ndarray, label: str) -> np.ndarray:
-    """Samples of absurd size (over MAX_ABS_SAMPLE: damage, not sound) set to silence, with a warning; otherwise
-    one damaged stretch would dominate the feature scale and erase the words around it."""
+def repair_samples(samples: np.ndarray, label: str, reported: bool = False) -> np.ndarray:
+    """Samples of absurd size (over MAX_ABS_SAMPLE: damage, not sound) set to silence, with a warning unless the
+    file's damage was `reported` already; otherwise one damaged stretch would dominate the feature scale and erase
+    the words around it."""
     absurd = np.abs(samples) > MAX_ABS_SAMPLE
     if not absurd.any():
         return samples
-    warn_damaged(label, f"{int(absurd.sum())} samples of absurd size (up to {float(np.abs(samples).max()):.3g}) set to "
-                        "silence; the rest was transcribed")
+    if not reported:
+        warn_damaged(label, f"{int(absurd.sum())} samples of absurd size (up to {float(np.abs(samples).max()):.3g}) "
+                            "set to silence; the rest was transcribed")
     return np.where(absurd, 0.0, samples).astype(np.float32)
 
 
@@ -200,7 +204,8 @@ def fill_silent_edges(samples: np.ndarray, seed: int = 0) -> np.ndarray:
     return filled
 
 
-def _read_file(file, label: str, max_seconds: float) -> tuple[np.ndarray, int]:
+def _read_file(file, label: str, max_seconds: float) -> tuple[np.ndarray, int, str]:
+    """(mono samples, rate, why the file looks truncated or "")."""
     try:
         with quiet_decoder(), soundfile.SoundFile(file) as sound:
             check_declared(label, sound.samplerate, sound.frames, max_seconds)
@@ -212,9 +217,7 @@ def _read_file(file, label: str, max_seconds: float) -> tuple[np.ndarray, int]:
     except (soundfile.LibsndfileError, RuntimeError, OSError, EOFError) as error:
         raise AudioError(label, f"not a readable audio file ({one_line(error, limit=120)})",
                          "convert it to WAV, FLAC, OGG or MP3") from None
-    if truncation:
-        warn_damaged(label, f"{truncation}; transcribed what could be read")
-    return _to_mono(samples, label, channels_last=True), rate
+    return _to_mono(samples, label, channels_last=True), rate, truncation
 
 
 def truncation_note(sound: soundfile.SoundFile, frames_read: int) -> str:
@@ -252,6 +255,8 @@ def quiet_decoder():
 
 
 def _to_mono(samples: np.ndarray, label: str, channels_last: bool | None) -> np.ndarray:
+    if samples.size == 0:
+        raise AudioError(label, "contains no audio samples (zero length)", "check the recording")
     if samples.ndim == 1:
         return samples.astype(np.float32, copy=False)
     if samples.ndim != 2:

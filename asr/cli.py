@@ -655,7 +655,10 @@ def write_text_atomically(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2, its line already printed): a status, as below
+        return stop.code if isinstance(stop.code, int) else EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO if args.command in ("train", "corpus", "lm") else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     damage = DamageCounter()

@@ -44,7 +44,7 @@ def test_very_short_audio_is_one_line_and_the_good_file_is_still_transcribed(tmp
     write_tone(tmp_path / "good.wav", seconds=0.5)
     code, out, err = transcribe([tmp_path / "click.wav", tmp_path / "good.wav", "--model", model_path], capsys)
     assert code == 2 and "good.wav" in out
-    assert _errors(err) == [f"asr: error: {tmp_path / 'click.wav'}: is only 16 ms long, too short to transcribe "
+    assert _errors(err) == [f"asr: error: {tmp_path / 'click.wav'}: is only 16.0 ms long, too short to transcribe "
                             "(25 ms or more); check the recording"]
     with pytest.raises(AudioError, match="too short"):
         load_audio(np.zeros(100, np.float32), 16000)
