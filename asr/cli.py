@@ -406,10 +406,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     transcribe = commands.add_parser(
         "transcribe", help="print the transcript of audio files",
-        description="Transcribe audio files (WAV, FLAC, OGG, MP3; any sample rate and channel count, any length: "
-                    "files over 20 s are read in overlapping 20 s windows joined at pauses, so memory does not "
-                    "grow with length). "
-                    "Without --model, the model bundled with asr is used, with its tuned word LM.")
+        description="Transcribe audio files (WAV, FLAC, OGG, Opus, MP3; any sample rate from 1 to 384 kHz and "
+                    "channel count; 25 ms to 3 hours long: files over 20 s are read in overlapping 20 s windows "
+                    "joined at pauses, so memory does not grow with length). "
+                    "Without --model, the model bundled with asr is used, with its tuned word LM. A file that "
+                    "cannot be used is one line on stderr and exit status 2 at the end; the others are still "
+                    "transcribed, and a truncated file is transcribed as far as it can be read.")
     transcribe.add_argument("files", nargs="+", metavar="FILE", help="audio files, or directories of them")
     transcribe.add_argument("--model", help="model file written by `asr train` (default: the bundled model)")
     transcribe.add_argument("--output-dir", help="write one FILE.txt/.json/.srt/.vtt per input here, not to stdout")
