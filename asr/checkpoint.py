@@ -204,8 +204,17 @@ def model_from_payload(payload: dict, source: str | os.PathLike) -> ModelFile:
         model_config = ModelConfig(**payload["model_config"])
         feature_config = FeatureConfig(**payload["feature_config"])
         vocabulary = Vocabulary(tuple(payload["vocabulary"]))
+        state = dequantized_state(payload)
+        # The config's shapes, on the meta device (no memory), must be the stored tensors' before the model is
+        # built for real: a small file must not make us allocate what its config claims.
+        with torch.device("meta"):
+            wanted = {name: tuple(t.shape) for name, t in BiLstmCtc(model_config).state_dict().items()}
+        stored = {name: tuple(t.shape) for name, t in state.items() if isinstance(t, torch.Tensor)}
+        if wanted != stored:
+            odd = sorted(set(wanted.items()) ^ set(stored.items()))[0][0]
+            raise ValueError(f"its weights do not fit its model config (first difference: {odd})")
         model = BiLstmCtc(model_config)
-        model.load_state_dict(dequantized_state(payload))
+        model.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         reason = one_line(error)
         raise CheckpointError(f"{source}: damaged or inconsistent model file ({reason}); re-download or "

@@ -268,3 +268,19 @@ def test_manifests_with_duplicate_ids_or_binary_content_are_refused(tmp_path, ca
         assert main(["evaluate", "--model", str(model_path), "--manifest", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert problem in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_tiny_file_declaring_a_huge_model_is_refused_without_allocating_it(model_path):
+    import resource
+
+    from asr.checkpoint import atomic_save, load_model_file
+    from asr.errors import CheckpointError
+
+    payload = torch.load(model_path, weights_only=True)
+    payload["model_config"].update(hidden_size=4096, num_layers=16)  # within the field bounds: 25 GB of LSTM
+    payload.pop("tensor_sha256")
+    atomic_save(payload, model_path)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="do not fit its model config"):
+        load_model_file(model_path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # kB: nothing near 25 GB
