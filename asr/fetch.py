@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -30,3 +31,12 @@ def fetch(url: str, target: str | Path) -> None:
     except (urllib.error.URLError, OSError) as error:
         raise AsrError(f"{url}: download failed ({error}); rerun to continue from {partial}") from None
     partial.rename(target)
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read a megabyte at a time (archives are gigabytes)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

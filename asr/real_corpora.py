@@ -16,7 +16,6 @@ model is never trained on the voices it is chosen on: speechocean762's dev is 25
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import os
 import re
@@ -191,7 +190,7 @@ def _read_fsdd(source: Path) -> tuple[list[Utterance], PreparationReport]:
 
 def download(corpus: str, root: str | os.PathLike) -> Path:
     """Fetch and unpack `corpus` under `root` (resuming a partial download) -> the folder to prepare."""
-    from asr.fetch import fetch
+    from asr.fetch import fetch, file_digest
 
     spec = DOWNLOADS[corpus]
     root = Path(root)
@@ -202,7 +201,7 @@ def download(corpus: str, root: str | os.PathLike) -> Path:
     archive = root / spec.archive
     if not archive.exists():
         fetch(spec.url, archive)
-    digest = _sha256(archive)
+    digest = file_digest(archive)
     if spec.sha256 and digest != spec.sha256:
         raise AsrError(f"{archive}: SHA-256 {digest} differs from the published {spec.sha256}; delete it and rerun")
     if not spec.sha256:
@@ -223,11 +222,3 @@ def download(corpus: str, root: str | os.PathLike) -> Path:
     shutil.rmtree(unpack_to, ignore_errors=True)
     (target / ".complete").touch()
     return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

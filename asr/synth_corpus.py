@@ -502,7 +502,7 @@ def summarize_metadata(path: str | os.PathLike) -> str:
             codecs = {}
             for r in part:
                 codecs[r["codec"] or "none"] = codecs.get(r["codec"] or "none", 0) + 1
-            lines.append(f"  codec: " + ", ".join(f"{k} {v}" for k, v in sorted(codecs.items())) +
+            lines.append("  codec: " + ", ".join(f"{k} {v}" for k, v in sorted(codecs.items())) +
                          f"; microphone-coloured {sum(bool(r['mic_highpass_hz'] or r['mic_presence_db']) for r in part)}")
     return "\n".join(lines)
 

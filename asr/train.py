@@ -231,7 +231,7 @@ def train(config: ExperimentConfig, train_data: str | os.PathLike, exp_dir: str 
 
     torch.manual_seed(config.train.seed)
     model = BiLstmCtc(config.model)
-    model.set_normalization(*feature_statistics(data, config, exp_dir / "feature_stats.pt", rank))
+    model.set_normalization(*feature_statistics(data, config, exp_dir / "feature_stats.pt", rank, show_progress))
     model.to(device)
     trainer = _make_trainer(config, model, device, data.steps_per_epoch * config.train.epochs, rank, world_size)
     progress = Progress()
@@ -444,7 +444,7 @@ def usable_utterances(utterances: Sequence[Utterance], config: ExperimentConfig)
 
 
 def feature_statistics(data: TrainingData, config: ExperimentConfig, cache: Path,
-                       rank: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                       rank: int = 0, show_progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-bin mean and std of log-mel features over a sample of the training set, cached in the experiment.
     Every process computes the same sample, so none has to wait for another to write the cache."""
     if cache.exists():
@@ -452,7 +452,7 @@ def feature_statistics(data: TrainingData, config: ExperimentConfig, cache: Path
         return payload["mean"], payload["std"]
     statistics = FeatureStatistics(config.features.n_mels)
     for features in tqdm(data.sample_utterance_features(), desc="feature statistics", unit="utt",
-                         disable=rank != 0 or data.count < 200):
+                         disable=not show_progress or rank != 0 or data.count < 200):
         statistics.add(features)
     mean, std = statistics.mean_std()
     if rank == 0:

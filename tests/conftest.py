@@ -35,3 +35,20 @@ def noise_manifest(tmp_path) -> Path:
         soundfile.write(tmp_path / f"n{i}.wav", samples, 16000)
         entries.append({"id": f"n{i}", "audio": f"n{i}.wav", "duration": len(samples) / 16000, "text": text})
     return write_manifest_lines(tmp_path / "noise.jsonl", entries)
+
+
+@pytest.fixture
+def model_path(tmp_path) -> Path:
+    """An untrained tiny model file: enough to run every command end to end in milliseconds."""
+    import torch
+
+    from asr.checkpoint import save_model
+    from asr.features import FeatureConfig
+    from asr.model import BiLstmCtc, ModelConfig
+    from asr.text import Vocabulary
+
+    torch.manual_seed(0)
+    path = tmp_path / "model.pt"
+    save_model(path, BiLstmCtc(ModelConfig(conv_channels=4, hidden_size=8, num_layers=1)), FeatureConfig(),
+               Vocabulary())
+    return path

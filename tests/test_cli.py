@@ -3,24 +3,10 @@ import json
 import numpy as np
 import pytest
 import soundfile
-import torch
 
 import asr
-from asr.checkpoint import save_model
 from asr.cli import main
-from asr.features import FeatureConfig
-from asr.model import BiLstmCtc, ModelConfig
-from asr.text import Vocabulary
 from conftest import write_tone
-
-
-@pytest.fixture
-def model_path(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "model.pt"
-    save_model(path, BiLstmCtc(ModelConfig(conv_channels=4, hidden_size=8, num_layers=1)), FeatureConfig(),
-               Vocabulary())
-    return path
 
 
 def run(argv, capsys):
@@ -101,9 +87,7 @@ def test_bad_manifest_and_config_in_train(tmp_path, capsys):
 
 def test_help_explains_each_command(capsys):
     for command in ["transcribe", "train", "evaluate", "corpus"]:
-        with pytest.raises(SystemExit) as exit_info:
-            main([command, "--help"])
-        assert exit_info.value.code == 0
+        assert main([command, "--help"]) == 0  # a status, as for every other outcome; no SystemExit
         assert "usage: asr " + command in capsys.readouterr().out
 
 

@@ -10,22 +10,9 @@ import soundfile
 import torch
 
 from asr.audio import MAX_SAMPLE_RATE, load_audio
-from asr.checkpoint import save_model
 from asr.cli import main
 from asr.errors import AudioError
-from asr.features import FeatureConfig
-from asr.model import BiLstmCtc, ModelConfig
-from asr.text import Vocabulary
 from conftest import write_tone
-
-
-@pytest.fixture
-def model_path(tmp_path):
-    torch.manual_seed(0)
-    path = tmp_path / "model.pt"
-    save_model(path, BiLstmCtc(ModelConfig(conv_channels=4, hidden_size=8, num_layers=1)), FeatureConfig(),
-               Vocabulary())
-    return path
 
 
 def transcribe(argv, capsys):
@@ -131,7 +118,7 @@ def test_an_output_dir_that_cannot_be_written_is_refused_before_any_work(tmp_pat
 
 def test_errors_file_that_is_a_folder_is_refused_before_decoding(tmp_path, model_path, capsys):
     write_tone(tmp_path / "a.wav", seconds=0.5)
-    (tmp_path / "m.jsonl").write_text(f'{{"id": "a", "audio": "a.wav", "duration": 0.5, "text": "A"}}\n')
+    (tmp_path / "m.jsonl").write_text('{"id": "a", "audio": "a.wav", "duration": 0.5, "text": "A"}\n')
     code = main(["evaluate", "--model", str(model_path), "--manifest", str(tmp_path / "m.jsonl"),
                  "--errors-file", str(tmp_path), "--no-progress"])
     err = capsys.readouterr().err

@@ -31,7 +31,7 @@ kokoro_dev_hours=0.1
 kokoro_test_hours=0.35
 real_repeats=3                        # speechocean762 and FSDD heard this many times an epoch
 kokoro_repeats=3
-epochs=2
+epochs=1
 learning_rate=5e-4
 text=../../../shared/data/text
 real_train=../../../shared/data/real-train
@@ -47,7 +47,7 @@ usage() { sed -n '2,20p' "$script" | sed 's/^# \{0,1\}//'; cat <<'USAGE'
 options (defaults in brackets):
   --stage N / --stop-stage M    first and last stage to run [0 / 7]
   --exp-dir DIR                 experiment folder [exp/natural]
-  --epochs N / --learning-rate LR   [2 / 5e-4]
+  --epochs N / --learning-rate LR   [1 / 5e-4]
   --kokoro-train-hours H        hours of Kokoro train speech [1.0]
   --real-repeats N / --kokoro-repeats N   times each is heard per epoch [3 / 3]
   --package-dir DIR             where stage 7 writes the model [exp_dir/package]

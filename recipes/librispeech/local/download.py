@@ -5,12 +5,11 @@ differs from the publisher's list (https://www.openslr.org/resources/12/md5sum.t
 """
 
 import argparse
-import hashlib
 import sys
 import tarfile
 from pathlib import Path
 
-from asr.fetch import fetch
+from asr.fetch import fetch, file_digest
 
 BASE_URL = "https://www.openslr.org/resources/12"
 MD5 = {  # from the publisher's md5sum.txt
@@ -19,14 +18,6 @@ MD5 = {  # from the publisher's md5sum.txt
     "train-clean-100": "2a93770f6d5c6c964bc36631d331a522", "train-clean-360": "c0e676e450a7ff2f54aeade5171606fa",
     "train-other-500": "d1a0fd59409feb2c614ce4d30c387708",
 }
-
-
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def main() -> int:
@@ -43,7 +34,7 @@ def main() -> int:
         archive = root / f"{split}.tar.gz"
         if not archive.exists():
             fetch(f"{BASE_URL}/{split}.tar.gz", archive)
-        digest = md5_of(archive)
+        digest = file_digest(archive, "md5")
         if digest != MD5[split]:
             print(f"error: {archive}: MD5 {digest} differs from the published {MD5[split]}; delete it and rerun",
                   file=sys.stderr)
