@@ -144,6 +144,20 @@ def repair_samples(samples: np.ndarray, label: str, reported: bool = False) -> n
     return np.where(absurd, 0.0, samples).astype(np.float32)
 
 
+# The training speech's quietest peaks are about 0.1 (synthetic speech at -18 dB from a 0.9 peak); real recordings
+# can be far quieter (FSDD's speaker theo peaks at 0.02), and their log-mel features then sit near the floor.
+QUIET_PEAK, RAISED_PEAK = 0.1, 0.25
+
+
+def raise_quiet_level(samples: np.ndarray) -> np.ndarray:
+    """A recording whose peak is under QUIET_PEAK, scaled to peak at RAISED_PEAK: into the range of levels the
+    model heard in training. Louder recordings (all the synthetic sets) are returned as they are."""
+    peak = float(np.abs(samples).max(initial=0.0))
+    if peak == 0.0 or peak >= QUIET_PEAK:
+        return samples
+    return (samples * (RAISED_PEAK / peak)).astype(np.float32)
+
+
 def audio_duration(path: str | os.PathLike) -> float:
     """Duration in seconds from the file header, without decoding the samples."""
     check_regular_file(Path(path), str(path))

@@ -18,7 +18,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from asr import limits
-from asr.audio import AudioSource, audio_duration, fill_silent_edges, load_audio
+from asr.audio import AudioSource, audio_duration, fill_silent_edges, load_audio, raise_quiet_level
 from asr.checkpoint import ModelFile, load_model_file
 from asr.decode import Hypothesis, beam_search, greedy_decode
 from asr.errors import AsrError
@@ -210,12 +210,13 @@ class Recognizer:
     @torch.inference_mode()
     def log_probs(self, waveforms: Sequence[np.ndarray], delay: int = 0) -> list[torch.Tensor]:
         """Per-utterance (frames, vocab) log-probs for 16 kHz waveforms, computed as one padded batch, each
-        delayed by `delay` samples; digital silence around them is heard as background (`fill_silent_edges`)."""
+        delayed by `delay` samples; digital silence around them is heard as background (`fill_silent_edges`), and a
+        recording quieter than any the model trained on is raised to their level (`raise_quiet_level`)."""
         if not waveforms:
             return []
         silence = np.zeros(delay, dtype=np.float32)
-        feats = [log_mel(fill_silent_edges(np.concatenate([silence, w]) if delay else w), self.feature_config)
-                 for w in waveforms]
+        feats = [log_mel(fill_silent_edges(raise_quiet_level(np.concatenate([silence, w]) if delay else w)),
+                         self.feature_config) for w in waveforms]
         lengths = torch.tensor([f.shape[0] for f in feats])
         batch = pad_sequence(feats, batch_first=True).to(self.device)
         log_probs, out_lens = self.model(batch, lengths.to(self.device))

@@ -15,11 +15,11 @@ def test_transcribe_with_no_flags_uses_the_bundled_model_and_its_lm(capsys):
     assert capsys.readouterr().out.strip() == (EXAMPLES / "speech.txt").read_text().strip()
 
 
-def test_bundled_model_and_lm_fit_in_50_mb():
+def test_bundled_model_and_lm_fit_in_100_mb():
     recognizer = load_model(default_model_path())
     assert recognizer.lm_decoder is not None  # the tuned LM is found beside the model
     bundled = sum(f.stat().st_size for f in MODELS_DIR.iterdir() if f.name.startswith("default"))
-    assert bundled <= 50e6
+    assert bundled <= 100e6  # the budget for model and LM together
     assert (MODELS_DIR / "README.md").is_file()  # the model card
 
 

@@ -44,8 +44,12 @@ for set in real-dev speechocean762-dev fsdd-dev kokoro-test test dev dev-clean-t
 done
 step pocketsphinx "$python" tools/compare_pocketsphinx.py --pocketsphinx-cache "$out/pocketsphinx-cache.json" \
   --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
-  fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}" test="${sets[test]}"
+  fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}"
 step speed-real-dev "$python" tools/bench_transcribe.py --manifest "${sets[real-dev]}" --limit 0
+step wer-by-source "$python" tools/plot_wer_by_source.py --exp-dir recipes/librispeech/exp/natural \
+  --start recipes/librispeech/data/natural/start.pt --output "$out/wer_by_source.png" \
+  --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
+  fsdd-dev="${sets[fsdd-dev]}" kokoro-dev=$natural/kokoro/dev.jsonl
 step by-condition "$python" tools/wer_by_condition.py --errors "$out/test-lm.errors.txt" --metadata "$metadata"
 step kokoro-by-condition "$python" tools/wer_by_condition.py --errors "$out/kokoro-test-lm.errors.txt" \
   --metadata recipes/librispeech/data/natural/kokoro/metadata.jsonl

@@ -40,6 +40,7 @@ lm_texts="$text/books_norm.txt.gz $text/modern_conversation.txt.gz $text/modern_
 lm_prune="0 0 1 1"
 lm_weights="0.5 0.7 0.9 1.1"
 word_bonuses="-2 -1 0 1"
+decode_beam=256                       # the beam the package decodes with
 package_dir=""
 
 usage() { sed -n '2,20p' "$script" | sed 's/^# \{0,1\}//'; cat <<'USAGE'
@@ -115,6 +116,7 @@ fi
 if run_stage 4 train; then
   start=$natural_dir/start.pt
   [ -f "$start" ] || git show "$start_commit:asr/models/default.pt" > "$start"
+  bash ../../tools/snapshot_checkpoints.sh "$exp_dir" &   # checkpoints kept for the WER-by-source curve
   asr train --train-data "$manifests/train-mix.jsonl" --valid-manifest "$manifests/valid-mix.jsonl" \
     --exp-dir "$exp_dir" --preset base --device cpu --no-progress --set model.hidden_size=384 \
     --set model.outputs_per_step=2 --set train.init_from="$start" --set train.epochs="$epochs" \
@@ -135,9 +137,15 @@ if run_stage 5 lm; then
 fi
 
 if run_stage 6 tune; then
+  # The grid at beam 64 (the acoustic model runs once), then the best setting stored at the decoding beam.
   asr lm tune --model "$exp_dir/model.pt" --lm "$lm_dir/lm.bin" --manifest "$manifests/valid-mix.jsonl" \
     --lm-weights $lm_weights --word-bonuses $word_bonuses --unk-penalties -20 --blank-penalties 1.5 \
-    --beam-size 64 --output "$exp_dir/model_lm.pt" --plot "$exp_dir/lm_tuning.png" --no-progress
+    --beam-size 64 --output "$exp_dir/model_lm64.pt" --plot "$exp_dir/lm_tuning.png" --no-progress
+  read -r weight bonus < <(python -c "from asr.checkpoint import load_model_file
+d = load_model_file('$exp_dir/model_lm64.pt').decoding; print(d['lm_weight'], d['word_bonus'])")
+  asr lm tune --model "$exp_dir/model.pt" --lm "$lm_dir/lm.bin" --manifest "$manifests/valid-mix.jsonl" \
+    --lm-weights "$weight" --word-bonuses "$bonus" --unk-penalties -20 --blank-penalties 1.5 \
+    --beam-size "$decode_beam" --output "$exp_dir/model_lm.pt" --no-progress
   done_stage 6
 fi
 
