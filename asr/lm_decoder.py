@@ -81,8 +81,8 @@ class DecoderOptions:
         limits.check_word_bonus(self.word_bonus)
         limits.check_unk_penalty(self.unk_penalty)
         limits.check_blank_penalty(self.blank_penalty)
-        limits.check_float("beam threshold", self.beam_threshold, 1e-3, 1e4)
-        limits.check_float("token threshold", self.token_min_logp, -1e4, 0.0)
+        limits.check_float("beam threshold", self.beam_threshold, 1e-3, 1e30)  # 1e9 and up: no threshold
+        limits.check_float("token threshold", self.token_min_logp, -1e30, 0.0)  # -1e9 and below: every token
 
 
 # ----------------------------------------------------------------------------------------------- lexicon trie

@@ -81,7 +81,7 @@ def test_shifted_moves_word_times_back_and_keeps_them_in_the_audio():
 def test_passes_delay_the_audio_evenly_across_one_lstm_step():
     recognizer = load_model(default_model_path(), lm=False, passes=4)
     assert recognizer.delays == [0, 160, 320, 480]  # 0, 10, 20, 30 ms: the model steps 40 ms at a time
-    with pytest.raises(Exception, match="at least 1"):
+    with pytest.raises(Exception, match="from 1 to 16"):
         load_model(default_model_path(), lm=False, passes=0)
 
 
