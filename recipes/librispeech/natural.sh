@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The bundled default model's lineage since it learnt real and natural voices: every command from the corpora to
+# A model that hears real and natural voices, meant to become the bundled default: every command from the corpora to
 # `asr export`, in numbered, idempotent stages (run all, or some with --stage N --stop-stage M). It starts from the
-# weights of the model bundled before (the synthetic-only run of run.sh, taken from git) and trains on a mix of
+# weights of the synthetic-only bundled model (taken from git at a fixed commit) and trains on a mix of
 # real recorded speech, Kokoro neural voices and the classic synthetic corpus.
 #
 #   0 classic   the classic synthetic corpus: 3 h of train speech and the evaluation sets (run.sh stages 0-1)
