@@ -88,3 +88,11 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
 
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and again.stdout.count("done before, skipped") == 10  # idempotent
+
+
+def test_natural_recipe_explains_itself_and_refuses_unknown_options():
+    natural = RECIPE.parent / "natural.sh"
+    shown = subprocess.run(["bash", str(natural), "--help"], capture_output=True, text=True)
+    assert shown.returncode == 0 and "7 package" in shown.stdout and "set -euo" not in shown.stdout
+    refused = subprocess.run(["bash", str(natural), "--bogus"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "unknown option --bogus" in refused.stderr

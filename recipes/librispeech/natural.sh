@@ -43,7 +43,7 @@ word_bonuses="-2 -1 0 1"
 decode_beam=256                       # the beam the package decodes with
 package_dir=""
 
-usage() { sed -n '2,20p' "$script" | sed 's/^# \{0,1\}//'; cat <<'USAGE'
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$script"; cat <<'USAGE'
 
 options (defaults in brackets):
   --stage N / --stop-stage M    first and last stage to run [0 / 7]
