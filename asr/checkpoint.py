@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from asr.errors import CheckpointError, one_line
+from asr import limits
+from asr.errors import AsrError, CheckpointError, one_line
 from asr.features import FeatureConfig
 from asr.model import BiLstmCtc, ModelConfig
 from asr.text import Vocabulary
@@ -234,9 +235,6 @@ def model_from_payload(payload: dict, source: str | os.PathLike) -> ModelFile:
 
 def check_decoding_options(decoding: dict, source) -> None:
     """The decoding options stored by `asr lm tune`, through the same limits as the CLI's (asr.limits)."""
-    from asr import limits
-    from asr.errors import AsrError
-
     checks = {"lm_beam_size": limits.check_beam_size, "beam_size": limits.check_beam_size,
               "passes": limits.check_passes, "lm_weight": limits.check_lm_weight,
               "word_bonus": limits.check_word_bonus, "unk_penalty": limits.check_unk_penalty,

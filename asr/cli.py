@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -68,17 +69,16 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
 def _audio_files(inputs: list[str]) -> tuple[list[str], list[str]]:
     """The files given, with each directory replaced by the audio files under it (sorted), and one error line for
     each folder that could not be listed (the files found elsewhere are still transcribed)."""
-    import os
-
     files, problems = [], []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = []
-            for folder, _, names in os.walk(path, onerror=lambda error: problems.append(
+            found, unlisted = [], []
+            for folder, _, names in os.walk(path, onerror=lambda error: unlisted.append(
                     f"{error.filename}: cannot be listed ({error.strerror.lower()}); its files were skipped")):
                 found.extend(Path(folder) / name for name in names if Path(name).suffix.lower() in AUDIO_SUFFIXES)
-            if not found and not problems:
+            problems.extend(unlisted)
+            if not found and not unlisted:
                 raise AsrError(f"{path}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) in this directory")
             files.extend(str(p) for p in sorted(found))
         else:
@@ -127,8 +127,6 @@ def check_writable_file(path: Path, option: str) -> None:
         raise AsrError(f"{path}: is a directory; give {option} a file name")
     if not path.parent.is_dir():
         raise AsrError(f"{path.parent}: no such folder for {option}; create it first")
-    import os
-
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise AsrError(f"{path}: cannot be written (permission denied); choose another {option}")
 
@@ -137,6 +135,7 @@ def _transcribe(args) -> int:
     from tqdm import tqdm
 
     from asr.models import default_model_path
+    from asr.data import write_text_atomically
     from asr.subtitles import FORMATS
     from asr.transcribe import load_model
 
@@ -232,7 +231,9 @@ def _default_text() -> str:
 
 
 def synth_corpus_families() -> tuple[str, ...]:
-    return ("classic", "kokoro")  # asr.synth_corpus.FAMILIES, without importing torch for --help
+    """The voice families `asr.synth_corpus` plans (`family=`): the Debian engines, or the Kokoro neural voices.
+    Listed here so that --help does not import torch."""
+    return ("classic", "kokoro")
 
 
 def _corpus_synth(args) -> int:
@@ -449,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override one config value, e.g. --set train.epochs=5, or --set "
                             "train.init_from=MODEL.pt to start from a trained model's weights (repeatable)")
     train.add_argument("--device", default="auto", type=_limited(limits.check_device),
-                          help="cpu, cuda, cuda:N or auto (default: auto)")
+                       help="cpu, cuda, cuda:N or auto (default: auto)")
     train.add_argument("--stop-after-steps", type=int, default=None,
                        help="stop with a checkpoint after this many steps in this run; rerun to continue")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
@@ -642,18 +643,6 @@ class DamageCounter(logging.Handler):
 
             self.count += 1
             tqdm.write(f"asr: error: {record.getMessage()}", file=sys.stderr)  # clears a progress bar first
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Write through a temporary file beside `path`, so an interrupted run never leaves half a transcript."""
-    import os
-
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,6 +86,18 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     return utterances
 
 
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write `text` through a temporary file beside `path`, so an interrupted run leaves the old file or the whole
+    new one, never half of it."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> None:
     """Write a JSONL manifest atomically; audio paths are stored relative to the manifest when they lie below it."""
     path = Path(path)

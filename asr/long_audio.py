@@ -27,7 +27,7 @@ import numpy as np
 import soundfile
 import torch
 
-from asr.audio import (MAX_ABS_SAMPLE, MAX_SECONDS, SAMPLE_RATE, check_declared, check_regular_file, quiet_decoder,
+from asr.audio import (MAX_SECONDS, SAMPLE_RATE, check_declared, check_regular_file, quiet_decoder, repair_samples,
                        resample, runs_of_true, warn_damaged)
 from asr.errors import AudioError
 
@@ -88,13 +88,9 @@ class LongAudioFile:
             self.damage_reported = True
             warn_damaged(self.label, f"truncated at {(start + len(samples)) / self.rate:.1f} s of the "
                                      f"{self.seconds:.1f} s its header declares; transcribed what could be read")
-        absurd = np.abs(samples) > MAX_ABS_SAMPLE
-        if absurd.any():
-            if not self.damage_reported:
-                self.damage_reported = True
-                warn_damaged(self.label, f"samples of absurd size near {start_seconds:.0f} s set to silence; the "
-                                         "rest was transcribed")
-            samples = np.where(absurd, 0.0, samples).astype(np.float32)
+        repaired = repair_samples(samples, self.label, reported=self.damage_reported)
+        self.damage_reported |= repaired is not samples  # a repair was reported: one line per file
+        samples = repaired
         if self.rate != SAMPLE_RATE:
             samples = resample(samples, self.rate, SAMPLE_RATE)
         return np.ascontiguousarray(samples, dtype=np.float32)

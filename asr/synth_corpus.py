@@ -50,7 +50,6 @@ ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "
 FLITE_VOICES = ("awb", "rms", "slt", "kal16")
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 ENGINE_SHARE = {"espeak-ng": 0.5, "flite": 0.25, "festival": 0.25}  # of utterances in each split
-FAMILIES = ("classic", "kokoro")  # the Debian engines above, or the Kokoro neural voices
 
 # The 54 Kokoro voice tables (../shared/data/tts/kokoro-voices.npz): US and British English women and men, and 26
 # voices of other languages that, given English phonemes, speak English with an accent.
@@ -366,9 +365,8 @@ def render(utterance: PlannedUtterance, voice: Voice, babble_voices: Sequence[Vo
         samples = augment.telephone(samples)
     if c.mic_highpass_hz or c.mic_presence_db:
         samples = augment.colour_microphone(samples, c.mic_highpass_hz, c.mic_presence_db)
-    samples = samples * (0.9 / (np.abs(samples).max() + 1e-9))
-    if c.codec:
-        samples = augment.through_codec(samples, c.codec, c.codec_quality)
+    if c.codec:  # at the corpus's 0.9 peak first, so the encoder sees no clipping
+        samples = augment.through_codec(samples * (0.9 / (np.abs(samples).max() + 1e-9)), c.codec, c.codec_quality)
     samples = samples * (0.9 / (np.abs(samples).max() + 1e-9))
     return augment.apply_gain(samples, c.gain_db)[0]
 

@@ -32,7 +32,8 @@ from tqdm import tqdm
 from asr.checkpoint import (FORMAT_VERSION, TRAINING_STATE_FORMAT, atomic_save, initialize_from, load_model_file,
                             load_payload, model_payload, save_model)
 from asr.config import ExperimentConfig
-from asr.data import Batch, Example, UtteranceDataset, Utterance, collate, frame_budget_batches, read_manifest
+from asr.data import (Batch, Example, UtteranceDataset, Utterance, collate, frame_budget_batches, read_manifest,
+                      write_text_atomically)
 from asr.decode import greedy_decode
 from asr.errors import CheckpointError, ConfigError, ManifestError, one_line
 from asr.features import FeatureStatistics, spec_augment
@@ -577,9 +578,7 @@ def _write_or_check_config(path: Path, config: ExperimentConfig) -> None:
             return
         log.info("%s: planned epochs changed from %s to %s", path.parent, saved["train"]["epochs"],
                  wanted["train"]["epochs"])
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(config.to_json() + "\n")
-    temporary.replace(path)
+    write_text_atomically(path, config.to_json() + "\n")
 
 
 def _remove_interrupted_writes(folder: Path) -> None:
@@ -603,9 +602,7 @@ def _truncate_log(path: Path, step: int) -> None:
             continue  # a row cut off by the kill
         if isinstance(entry, dict) and entry.get("step", 0) <= step:
             kept.append(line)
-    temporary = path.with_suffix(".jsonl.tmp")
-    temporary.write_text("".join(row + "\n" for row in kept), encoding="utf-8")
-    temporary.replace(path)
+    write_text_atomically(path, "".join(row + "\n" for row in kept))
 
 
 def _without_epochs(config: dict) -> dict:

@@ -148,6 +148,9 @@ def test_an_unreadable_folder_is_one_line_and_the_rest_is_transcribed(tmp_path, 
     assert code == 2 and len(out.splitlines()) == 1  # b.wav, the one file found, is transcribed
     assert _errors(err) == [f"asr: error: {tmp_path / 'closed'}: cannot be listed (permission denied); its files "
                             "were skipped"]
+    (tmp_path / "empty").mkdir()  # a folder listed fine but holding no audio is still its own error
+    code, out, err = transcribe([tmp_path / "closed", tmp_path / "empty", "--model", model_path], capsys)
+    assert code == 2 and out == "" and "empty: no audio files" in err
 
 
 def test_evaluate_with_a_missing_audio_file_exits_2(tmp_path, model_path, capsys):
