@@ -9,6 +9,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -229,8 +230,10 @@ def _read_file(file, label: str, max_seconds: float) -> tuple[np.ndarray, int, s
     except AudioError:
         raise
     except (soundfile.LibsndfileError, RuntimeError, OSError, EOFError) as error:
-        raise AudioError(label, f"not a readable audio file ({one_line(error, limit=120)})",
-                         "convert it to WAV, FLAC, OGG or MP3") from None
+        # libsndfile names an in-memory file by its Python repr ("<_io.BytesIO object at 0x...>"): drop it.
+        reason = re.sub(r"Error opening <[^>]*>: ", "", one_line(error, limit=None))[:120]
+        raise AudioError(label, f"not a readable audio file ({reason})", "convert it to WAV, FLAC, OGG or MP3") \
+            from None
     return _to_mono(samples, label, channels_last=True), rate, truncation
 
 

@@ -386,6 +386,34 @@ def _export(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    import uvicorn
+
+    from asr.serve.app import ServeSettings, create_app
+    from asr.transcribe import load_model
+
+    api_key = args.api_key or os.environ.get("ASR_API_KEY") or None
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        logging.getLogger("asr.serve").warning("listening on %s without an API key: anyone who can reach this "
+                                               "port can use the server (set --api-key or ASR_API_KEY)", args.host)
+    recognizer = load_model(args.model, device=args.device, beam_size=args.beam_size, lm=_lm_choice(args),
+                            lm_weight=args.lm_weight, word_bonus=args.word_bonus, unk_penalty=args.unk_penalty,
+                            blank_penalty=args.blank_penalty, int8=args.int8, threads=args.threads,
+                            passes=args.passes)
+    settings = ServeSettings(model_name=args.model_name, api_key=api_key,
+                             max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+                             max_audio_seconds=args.max_audio_seconds, request_timeout=args.request_timeout,
+                             max_batch=args.max_batch, max_queue=args.max_queue)
+    app = create_app(recognizer, settings)
+    from asr.serve.app import LimitBody
+
+    print(f"asr serve: http://{args.host}:{args.port}/ (model '{args.model_name}', "
+          f"{'API key required' if api_key else 'no API key'}); Ctrl-C stops", file=sys.stderr, flush=True)
+    uvicorn.run(LimitBody(app, settings.max_upload_bytes), host=args.host, port=args.port, log_level="warning",
+                access_log=False, timeout_graceful_shutdown=5)
+    return 0
+
+
 class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line (the command, the problem, where to read more) and exit status 2, like every other
     bad input, rather than argparse's usage block."""
@@ -613,6 +641,47 @@ def build_parser() -> argparse.ArgumentParser:
     lm_tune.add_argument("--no-progress", action="store_true", help="no progress bars")
     lm_tune.set_defaults(run=_lm_tune)
 
+    serve = commands.add_parser(
+        "serve", help="a transcription server speaking OpenAI's audio API, with a page to try it at /",
+        description="Serve the model over HTTP. POST /v1/audio/transcriptions answers like OpenAI's API "
+                    "(response_format json, text, srt, vtt, verbose_json; word times with "
+                    "timestamp_granularities=word), so the official openai client works with "
+                    "base_url=http://HOST:PORT/v1; GET /v1/models and /health too. The page at / transcribes a "
+                    "file or the microphone in the browser. The model is loaded once; requests that arrive together "
+                    "are decoded as one batch.",
+        epilog="example:\n  asr serve --port 8000 --api-key SECRET\n  curl -H 'Authorization: Bearer SECRET' "
+               "-F file=@speech.wav -F model=asr http://127.0.0.1:8000/v1/audio/transcriptions",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--model", help="model file (default: the bundled model with its LM)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 for all, "
+                            "with an API key)")
+    serve.add_argument("--port", type=_limited(limits.check_port), default=8000, help="port (default: 8000)")
+    serve.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on every /v1 request (default: the "
+                                         "ASR_API_KEY environment variable, else none)")
+    serve.add_argument("--model-name", default="asr",
+                       help="the model id clients name (default: asr; 'whisper-1' is accepted too)")
+    serve.add_argument("--max-upload-mb", type=_limited(limits.check_upload_mb), default=25.0,
+                       help="largest request body in MB; bigger ones get 413 before they are read (default: 25, "
+                            "OpenAI's)")
+    serve.add_argument("--max-audio-seconds", type=_limited(limits.check_audio_seconds), default=3600.0,
+                       help="longest audio accepted (default: 3600)")
+    serve.add_argument("--request-timeout", type=_limited(limits.check_timeout), default=600.0,
+                       help="seconds a request may take before it is answered 504 (default: 600)")
+    serve.add_argument("--max-batch", type=_limited(limits.check_batch_size), default=8,
+                       help="requests transcribed together as one batch (default: 8)")
+    serve.add_argument("--max-queue", type=_limited(limits.check_queue), default=32,
+                       help="requests that may wait beyond those; more get 503 with Retry-After (default: 32)")
+    serve.add_argument("--int8", action="store_true", help="int8 weights (CPU): smaller, faster")
+    serve.add_argument("--threads", type=_limited(limits.check_threads),
+                       help=f"CPU threads, 1 to {limits.MAX_THREADS} (default: all)")
+    serve.add_argument("--device", default="cpu", type=_limited(limits.check_device),
+                       help="cpu, cuda, cuda:N or auto (default: cpu)")
+    serve.add_argument("--beam-size", type=_limited(limits.check_beam_size), default=None,
+                       help="beam size (default: the model's)")
+    _add_decoding_options(serve)
+    serve.set_defaults(run=_serve)
+
     export = commands.add_parser(
         "export", help="pack a tuned model with its LM into one folder, weights in fp16 or int8",
         description="Write OUTPUT_DIR/NAME.pt with fp16 (or int8) weights, widened back to fp32 on loading, and "
@@ -650,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (2, its line already printed): a status, as below
         return stop.code if isinstance(stop.code, int) else EXIT_BAD_INPUT
-    logging.basicConfig(level=logging.INFO if args.command in ("train", "corpus", "lm") else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if args.command in ("train", "corpus", "lm", "serve") else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     damage = DamageCounter()
     logging.getLogger("asr").addHandler(damage)

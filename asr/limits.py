@@ -1,4 +1,4 @@
-"""The one place decoding and transcription options are checked: every limit the CLI's --help names and the API
+"""The one place decoding, transcription and server options are checked: every limit the CLI's --help names and the API
 enforces, so an absurd value is refused in one line before any work starts.
 
 Each `check_*` returns the value (converted) or raises `AsrError` naming the option, the value and the range.
@@ -80,3 +80,28 @@ def check_device(value) -> str:
     if not isinstance(value, str) or not DEVICE.match(value):
         raise AsrError(f"device must be cpu, cuda, cuda:N or auto, not {value!r}")
     return value
+
+
+# asr serve
+MAX_UPLOAD_MB = 2048.0
+MAX_QUEUE = 4096
+
+
+def check_port(value) -> int:
+    return check_int("port", value, 1, 65535)
+
+
+def check_upload_mb(value) -> float:
+    return check_float("upload limit (MB)", value, 0.001, MAX_UPLOAD_MB)
+
+
+def check_audio_seconds(value) -> float:
+    return check_float("audio length limit (seconds)", value, 0.1, 3 * 3600.0)  # asr.audio.MAX_SECONDS
+
+
+def check_timeout(value) -> float:
+    return check_float("request timeout (seconds)", value, 0.1, 86400.0)
+
+
+def check_queue(value) -> int:
+    return check_int("queue length", value, 0, MAX_QUEUE)

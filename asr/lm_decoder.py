@@ -691,6 +691,11 @@ class LmBeamSearchDecoder:
                 node = int(node_parent[node])
             tokens.reverse()
             frames.reverse()
+            # A prefix's frame is updated when a likelier way into it appears later, after its longer prefixes
+            # took their frames from an earlier way: keep each token before the next one ("AT" once came out as
+            # A at frame 75, T at 67, and the word ended before it began).
+            for i in range(len(frames) - 2, -1, -1):
+                frames[i] = max(0, min(frames[i], frames[i + 1] - 1))
             while tokens and tokens[-1] == space:  # "WORD " and "WORD" are the same transcript
                 tokens.pop()
                 frames.pop()

@@ -154,6 +154,11 @@ class Recognizer:
                     short = []
         yield from self._flush_short(short, beam_size, batch_size)
 
+    def transcribe_waveforms(self, waveforms: Sequence[np.ndarray], beam_size: int | None = None) -> list[Transcript]:
+        """16 kHz mono float32 waveforms (as `asr.audio.load_audio` returns them) -> one transcript each, run as one
+        padded batch; each should be at most `self.window.window_seconds` long (longer audio: `transcribe_long`)."""
+        return self._transcribe_samples(list(waveforms), [""] * len(waveforms), beam_size)
+
     def _flush_short(self, paths, beam_size, batch_size):
         for pending in read_in_batches(paths, batch_size):
             yield from self._flush(pending, beam_size)

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import soundfile
 import torch
 
 import asr
+import asr.audio
 from asr.checkpoint import save_model
 from asr.cli import main
 from asr.features import FeatureConfig
@@ -207,3 +209,16 @@ def test_long_stretches_split_at_pauses():
     # No cut leaves a segment shorter than the minimum (3 s = 75 frames): the last 63 frames stay attached.
     assert pause_segments(frames, blank, 0.04, min_segment_seconds=3.0) == [(0, 106), (106, 400)]
     assert pause_segments(frames, blank, 0.04, min_segment_seconds=5.0) == [(0, 400)]
+
+
+def test_lm_search_word_times_are_in_order():
+    """Every character of the LM beam search's best path comes after the one before it, so no word ends before it
+    starts or overlaps the next (the bundled model once put "AT" at 1.50-1.38 s in examples/speech.flac)."""
+    speech = Path(__file__).parent.parent / "examples" / "speech.flac"
+    recognizer = asr.load_model(passes=1)
+    log_probs = recognizer.log_probs([asr.audio.load_audio(speech)])[0]
+    for beam in (8, 64, 256):
+        timesteps = recognizer.hypotheses([log_probs], beam_size=beam)[0].timesteps
+        assert all(a < b for a, b in zip(timesteps, timesteps[1:]))
+    words = recognizer.transcribe(speech).words
+    assert all(w.start <= w.end <= later.start for w, later in zip(words, words[1:]))
