@@ -72,6 +72,9 @@ class DecoderOptions:
     # the words it can still become ("smearing", as flashlight's lexicon search does): otherwise a prefix that
     # has just paid for a word looks worse than one that has yet to pay, and narrow beams fill with the latter.
     lm_lookahead: bool = True
+    # Rank a prefix with an open word as if that word's bonus were already paid: the same reasoning for the word
+    # bonus (any sign) as for the LM score.
+    word_bonus_lookahead: bool = True
 
     def __post_init__(self):
         # asr.limits holds every range: the unknown-word penalty is added to a log-probability (at most 0), the
@@ -261,6 +264,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
     lexicon_only = params[5] > 0
     recombine = params[6] > 0
     lookahead = params[7] > 0
+    unk_lookahead = params[8]
+    word_bonus_ahead = params[9] > 0
     beam_size = cand.shape[0] // ntok
     frames = log_probs.shape[0]
     capacity = node_parent.shape[0]
@@ -369,9 +374,18 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
         for s in range(n_cand):
             lex_node = cand[s, 4]
             open_unknown = max(1.0, cand[s, 5] / UNK_CHARS) if lex_node < 0 else 0.0
-            open_known = lex_lookahead[lex_node] if lookahead and lex_node > 0 else 0.0
-            scores[s] = (_logaddexp(cand_p[s, 0], cand_p[s, 1]) + lm_weight * (cand_p[s, 2] + open_known)
-                         + word_bonus * cand[s, 2] + unk_penalty * (cand_p[s, 3] + open_unknown))
+            # An open word is ranked as the word it will become: its LM estimate (the best unigram below its
+            # lexicon node, or <unk>'s), and the word bonus it will be paid at its space. Without the bonus, a
+            # negative bonus favoured prefixes in mid-word over those that had just finished one, and the search
+            # lost to pyctcdecode at LM weight 0.9, bonus -2 (BENCHMARKS.md).
+            open_lm = 0.0
+            if lookahead and lex_node > 0:
+                open_lm = lex_lookahead[lex_node]
+            elif lookahead and lex_node < 0:
+                open_lm = unk_lookahead
+            open_word = 1.0 if lex_node != 0 and word_bonus_ahead else 0.0
+            scores[s] = (_logaddexp(cand_p[s, 0], cand_p[s, 1]) + lm_weight * (cand_p[s, 2] + open_lm)
+                         + word_bonus * (cand[s, 2] + open_word) + unk_penalty * (cand_p[s, 3] + open_unknown))
         order = np.argsort(-scores)
         floor = scores[order[0]] - beam_threshold
         kept = 0
@@ -551,7 +565,9 @@ class LmBeamSearchDecoder:
         self.vocabulary = vocabulary
         self.lm = lm
         self.options = options
-        self.lexicon = build_lexicon(lm.words, vocabulary, self._unigram_scorer(lm))
+        unigram = self._unigram_scorer(lm)
+        self.lexicon = build_lexicon(lm.words, vocabulary, unigram)
+        self.unk_lookahead = unigram("<unk>")
         words = self.lexicon.words
         self.unk_id, self.eos_id = len(words), len(words) + 1
         self.query_words = list(words) + ["<unk>", "</s>"]
@@ -632,7 +648,8 @@ class LmBeamSearchDecoder:
             state.reset()
         params = np.array([options.lm_weight, options.word_bonus, options.unk_penalty, options.beam_threshold,
                            options.token_min_logp, float(options.lexicon_only),
-                           float(options.lm_weight != 0), float(options.lm_lookahead)], dtype=np.float64)
+                           float(options.lm_weight != 0), float(options.lm_lookahead), self.unk_lookahead,
+                           float(options.word_bonus_lookahead)], dtype=np.float64)
         width = options.beam_size
         space = state.workspace(width, ntok)
         capacity = space["capacity"]

@@ -285,7 +285,7 @@ def train(config: ExperimentConfig, train_data: str | os.PathLike, exp_dir: str 
     finally:
         if board is not None:
             board.close()
-        if world_size > 1:
+        if _distributed():
             dist.destroy_process_group()
         stop_loader_workers()
 
@@ -464,8 +464,8 @@ def feature_statistics(data: TrainingData, config: ExperimentConfig, cache: Path
 def _init_distributed(device: str | None) -> tuple[int, int, torch.device]:
     """(rank, world size, device): several processes when launched by torchrun (WORLD_SIZE > 1)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
-        return 0, 1, resolve_device(device)
+    if world_size == 1 and "LOCAL_RANK" not in os.environ:  # a plain process (torchrun with one process still
+        return 0, 1, resolve_device(device)                  # runs the distributed path: NCCL, DDP)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device not in ("cpu",)
     if not dist.is_initialized():
@@ -477,7 +477,7 @@ def _init_distributed(device: str | None) -> tuple[int, int, torch.device]:
 
 
 def _agree(has_batch: bool, stop_requested: bool, trainer: Trainer) -> tuple[bool, bool]:
-    if trainer.world_size == 1:
+    if not _distributed():
         return has_batch, stop_requested
     flags = torch.tensor([float(has_batch), float(not stop_requested)], device=trainer.device)
     dist.all_reduce(flags, op=dist.ReduceOp.MIN)
@@ -486,13 +486,18 @@ def _agree(has_batch: bool, stop_requested: bool, trainer: Trainer) -> tuple[boo
 
 def _all_finite(loss: torch.Tensor, trainer: Trainer, force_false: bool = False) -> bool:
     finite = torch.isfinite(loss.detach()).float() * (0.0 if force_false else 1.0)
-    if trainer.world_size > 1:
+    if _distributed():
         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
     return bool(finite)
 
 
+def _distributed() -> bool:
+    """Whether this process is one of a torchrun group (even a group of one)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def _barrier(world_size: int) -> None:
-    if world_size > 1:
+    if _distributed():
         dist.barrier()
 
 
@@ -517,7 +522,7 @@ def _make_trainer(config: ExperimentConfig, model: BiLstmCtc, device: torch.devi
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     generator = torch.Generator().manual_seed(train_config.seed + rank)  # masks differ across processes
     forward_model: torch.nn.Module = model
-    if world_size > 1:
+    if _distributed():
         forward_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     return Trainer(config, model, forward_model, optimizer, scheduler, scaler, generator, device, autocast_dtype,

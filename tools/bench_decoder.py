@@ -1,16 +1,20 @@
-"""Benchmark: our LM beam search against pyctcdecode and torchaudio's flashlight decoder, on the same log-probs.
+"""Benchmark: our LM beam search against pyctcdecode and torchaudio's flashlight decoder, on the same log-probs,
+over a grid of LM weights, word bonuses and penalties, at each beam.
 
-The acoustic model runs once over the manifest; then every decoder decodes the same (frames, vocab) log-probs
-with the same ARPA/binary LM, LM weight and word bonus, at each beam width. For each it prints utterances per
-second, the real-time factor (decoding seconds / audio seconds) and the WER. All decoders run on one thread; ours
-is also timed on every core (`ours, N threads`), as `asr` uses it.
+The acoustic model runs once over the manifest; then in every cell each decoder decodes the same (frames, vocab)
+log-probs with the same LM and weights, on one thread. Each row prints the WERs, how often each side's transcript
+scores higher under the objective both maximise where the two disagree (search errors: "peer better / ours"), and
+how many times faster ours is. Flashlight's lexicon decoder only spells words of its lexicon, so it is compared
+with ours under the same constraint (`ours, lexicon`); pyctcdecode, like ours by default, also allows unknown words
+at a penalty. The last line names every cell where ours loses.
 
-Flashlight's lexicon decoder only spells words of its lexicon, so it is compared with ours under the same
-constraint (`ours, lexicon`); pyctcdecode, like ours by default, also allows unknown words at a penalty.
+    python tools/bench_decoder.py --model asr/models/default.pt --lm asr/models/default-lm.bin \
+        --manifest recipes/librispeech/data/manifests/test.jsonl --limit 160 \
+        --lm-weights 0.5 0.9 1.3 --word-bonuses -2 0 2 --penalties off on --beams 10 50 100
 
-    python tools/bench_decoder.py --model exp/model.pt --manifest dev.jsonl --lm lm.bin --beams 10 50 100
-
-pyctcdecode and flashlight-text are benchmark-only dependencies: `pip install pyctcdecode flashlight-text`.
+pyctcdecode and flashlight-text are benchmark-only: `pip install flashlight-text pygtrie hypothesis` and
+`pip install --no-deps pyctcdecode` (pyctcdecode 0.5 pins numpy below 2, which it runs well without, and the
+Kokoro engine needs numpy 2).
 """
 
 from __future__ import annotations
@@ -120,75 +124,108 @@ def main() -> int:
     parser.add_argument("--manifest", required=True, help="utterances to decode, with references")
     parser.add_argument("--lm", required=True, help="ARPA or KenLM binary (with its .words list)")
     parser.add_argument("--beams", type=int, nargs="+", default=[10, 50, 100])
-    parser.add_argument("--lm-weight", type=float, default=None, help="default: the model's tuned value, or 0.5")
-    parser.add_argument("--word-bonus", type=float, default=None, help="default: the model's tuned value, or 1.0")
+    parser.add_argument("--lm-weights", type=float, nargs="+", default=None,
+                        help="LM weights of the grid (default: the model's tuned value, or 0.5)")
+    parser.add_argument("--word-bonuses", type=float, nargs="+", default=None,
+                        help="word bonuses of the grid (default: the model's tuned value, or 1.0)")
+    parser.add_argument("--penalties", nargs="+", choices=["off", "on"], default=["off"],
+                        help="off: unknown-word penalty -10 (pyctcdecode's default) and no blank penalty; on: the "
+                             "model's tuned unknown-word and blank penalties, given to every decoder (the blank "
+                             "penalty by lowering the blank's log-probs they all read)")
     parser.add_argument("--limit", type=int, default=0, help="first N utterances only (0: all)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["pyctcdecode", "flashlight"],
                         help="leave a peer out (e.g. one too slow at large beams)")
-    parser.add_argument("--output", help="also write the table (markdown) here")
+    parser.add_argument("--output", help="also write the tables (markdown) here")
     args = parser.parse_args()
 
     model_file = load_model_file(args.model)
-    alpha = args.lm_weight if args.lm_weight is not None else float(model_file.decoding.get("lm_weight", 0.5))
-    beta = args.word_bonus if args.word_bonus is not None else float(model_file.decoding.get("word_bonus", 1.0))
+    tuned = model_file.decoding
+    weights = args.lm_weights or [float(tuned.get("lm_weight", 0.5))]
+    bonuses = args.word_bonuses or [float(tuned.get("word_bonus", 1.0))]
     lm = LanguageModel(args.lm)
-    recognizer = Recognizer(model_file, lm=lm, lm_weight=alpha, word_bonus=beta)
+    recognizer = Recognizer(model_file, lm=lm)
     outputs = model_outputs(recognizer, args.manifest)
     utterances = [u for u in outputs.utterances if u.id in outputs.log_probs]
     if args.limit:
         utterances = utterances[:args.limit]
-    batch = [outputs.log_probs[u.id].numpy().astype(np.float32) for u in utterances]
+    plain_batch = [outputs.log_probs[u.id].numpy().astype(np.float32) for u in utterances]
     references = [u.text for u in utterances]
     audio_seconds = sum(outputs.durations[u.id] for u in utterances)
-    threads = os.cpu_count() or 1
-    print(f"{len(batch)} utterances, {audio_seconds / 60:.1f} min of audio; LM {lm.path.name} (order {lm.order}, "
-          f"{len(lm.words)} words); LM weight {alpha}, word bonus {beta}; "
-          f"{platform.processor() or platform.machine()}, {threads} cores", flush=True)
+    blank = recognizer.vocabulary.blank
+    print(f"{len(plain_batch)} utterances, {audio_seconds / 60:.1f} min of audio; LM {lm.path.name} (order "
+          f"{lm.order}, {len(lm.words)} words); {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          "every decoder on one thread", flush=True)
 
-    options = DecoderOptions(lm_weight=alpha, word_bonus=beta, beam_threshold=10.0, token_min_logp=-5.0)
-    base = LmBeamSearchDecoder(recognizer.vocabulary, lm, options)
-    base.decode(batch[0])  # load numba's cached machine code (or compile it, the first time) before timing
+    base = LmBeamSearchDecoder(recognizer.vocabulary, lm, DecoderOptions(beam_threshold=10.0, token_min_logp=-5.0))
+    base.decode(plain_batch[0])  # load numba's cached machine code (or compile it, the first time) before timing
     lexicon_path = Path(tempfile.mkdtemp()) / "lexicon.txt"
     lexicon_path.write_text("".join(f"{w}\t{' '.join(w)} |\n" for w in base.lexicon.words), encoding="utf-8")
-    py_decoder = None if "pyctcdecode" in args.skip else pyctcdecode_decoder(recognizer.vocabulary, lm, alpha, beta,
-                                                                              options)
-    rows, decoded, disagreements = [], {}, []
-
-    def report(name, beam, texts, seconds):
-        decoded[name] = texts
-        wer = word_error_rate(references, texts).rate
-        rows.append((name, beam, len(batch) / seconds, seconds / audio_seconds, 100 * wer))
-        print(f"beam {beam:>4}  {name:<28} {len(batch) / seconds:9.1f} utt/s   RTF {seconds / audio_seconds:.5f}   "
-              f"WER {100 * wer:6.2f}%", flush=True)
-
-    for beam in args.beams:
-        decoder = base.with_options(beam_size=beam)
-        report("ours, 1 thread", beam, *timed(lambda: ours(decoder, batch, 1)))
-        report(f"ours, {threads} threads", beam, *timed(lambda: ours(decoder, batch, threads)))
-        if py_decoder is not None:
-            report("pyctcdecode", beam, *timed(lambda: pyctcdecode_decode(py_decoder, batch, beam, options)))
-            counts = search_errors(batch, decoded["ours, 1 thread"], decoded["pyctcdecode"], recognizer.vocabulary,
-                                   lm, options)
-            disagreements.append(("pyctcdecode", beam, *counts))
-        lexicon_decoder = decoder.with_options(lexicon_only=True)
-        report("ours, lexicon, 1 thread", beam, *timed(lambda: ours(lexicon_decoder, batch, 1)))
-        if "flashlight" not in args.skip:
-            fl = flashlight_decoder(recognizer.vocabulary, lm, lexicon_path, alpha, beta, beam, options)
-            report("flashlight (torchaudio)", beam, *timed(lambda: flashlight_decode(fl, batch)))
-            counts = search_errors(batch, decoded["ours, lexicon, 1 thread"], decoded["flashlight (torchaudio)"],
-                                   recognizer.vocabulary, lm, options)
-            disagreements.append(("flashlight (vs ours, lexicon)", beam, *counts))
-
-    table = ["| beam | decoder | utterances/s | real-time factor | WER % |", "| ---: | --- | ---: | ---: | ---: |"]
-    table += [f"| {beam} | {name} | {speed:.1f} | {rtf:.5f} | {wer:.2f} |" for name, beam, speed, rtf, wer in rows]
-    table += ["", "Where ours and a peer disagree, whose transcript scores higher under the objective both maximise:",
-              "", "| peer | beam | same transcript | peer's higher | ours higher or equal |",
-              "| --- | ---: | ---: | ---: | ---: |"]
-    table += [f"| {name} | {beam} | {agree} | {theirs} | {mine} |" for name, beam, agree, theirs, mine in disagreements]
+    rows, losses = [], []
+    for penalties in args.penalties:
+        unk_penalty = float(tuned.get("unk_penalty", -10.0)) if penalties == "on" else -10.0
+        blank_penalty = float(tuned.get("blank_penalty", 0.0)) if penalties == "on" else 0.0
+        batch = plain_batch
+        if blank_penalty:  # applied once, to what every decoder reads: the peers have no such option
+            batch = [lp.copy() for lp in plain_batch]
+            for lp in batch:
+                lp[:, blank] -= blank_penalty
+        for alpha in weights:
+            for beta in bonuses:
+                options = DecoderOptions(lm_weight=alpha, word_bonus=beta, unk_penalty=unk_penalty,
+                                         beam_threshold=10.0, token_min_logp=-5.0)
+                py_decoder = (None if "pyctcdecode" in args.skip
+                              else pyctcdecode_decoder(recognizer.vocabulary, lm, alpha, beta, options))
+                for beam in args.beams:
+                    row = {"penalties": penalties, "alpha": alpha, "beta": beta, "beam": beam}
+                    decoder = base.with_options(**{k: getattr(options, k) for k in
+                                                   ("lm_weight", "word_bonus", "unk_penalty")}, beam_size=beam)
+                    mine, row["ours_s"] = timed(lambda: ours(decoder, batch, 1))
+                    row["ours"] = 100 * word_error_rate(references, mine).rate
+                    if py_decoder is not None:
+                        theirs, row["py_s"] = timed(lambda: pyctcdecode_decode(py_decoder, batch, beam, options))
+                        row["py"] = 100 * word_error_rate(references, theirs).rate
+                        row["py_errors"] = search_errors(batch, mine, theirs, recognizer.vocabulary, lm, options)
+                    lexicon_decoder = decoder.with_options(lexicon_only=True)
+                    mine, row["lex_s"] = timed(lambda: ours(lexicon_decoder, batch, 1))
+                    row["lex"] = 100 * word_error_rate(references, mine).rate
+                    if "flashlight" not in args.skip:
+                        fl = flashlight_decoder(recognizer.vocabulary, lm, lexicon_path, alpha, beta, beam, options)
+                        theirs, row["fl_s"] = timed(lambda: flashlight_decode(fl, batch))
+                        row["fl"] = 100 * word_error_rate(references, theirs).rate
+                        row["fl_errors"] = search_errors(batch, mine, theirs, recognizer.vocabulary, lm, options)
+                    rows.append(row)
+                    print(format_row(row), flush=True)
+                    losses += [f"{name} at {penalties}/{alpha:g}/{beta:g}/{beam}" for name, lost in (
+                        ("pyctcdecode WER", row.get("py", 1e9) < row["ours"] - 1e-9),
+                        ("pyctcdecode search", "py_errors" in row and row["py_errors"][1] > row["py_errors"][2]),
+                        ("flashlight WER", row.get("fl", 1e9) < row["lex"] - 1e-9),
+                        ("flashlight search", "fl_errors" in row and row["fl_errors"][1] > row["fl_errors"][2]))
+                        if lost]
+    table = [HEADER, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    table += [format_row(row) for row in rows]
+    table.append("")
+    table.append(f"Cells where ours loses (WER higher, or the peer's transcript scores higher more often): "
+                 f"{', '.join(losses) if losses else 'none'}")
     print("\n".join(table))
     if args.output:
         Path(args.output).write_text("\n".join(table) + "\n")
     return 0
+
+
+HEADER = ("| penalties | LM weight | word bonus | beam | ours WER | pyctcdecode WER | search: peer better / ours "
+          "| speed vs pyctcdecode | ours, lexicon WER | flashlight WER | search: peer better / ours "
+          "| speed vs flashlight |")
+
+
+def format_row(row: dict) -> str:
+    def cell(key, errors, speed_of, ours_key, ours_speed):
+        if key not in row:
+            return "– | – | –"
+        return (f"{row[key]:.2f} | {row[errors][1]} / {row[errors][2]} | "
+                f"{row[speed_of] / row[ours_speed]:.1f}x")
+    return (f"| {row['penalties']} | {row['alpha']:g} | {row['beta']:g} | {row['beam']} | {row['ours']:.2f} | "
+            f"{cell('py', 'py_errors', 'py_s', 'ours', 'ours_s')} | {row['lex']:.2f} | "
+            f"{cell('fl', 'fl_errors', 'fl_s', 'lex', 'lex_s')} |")
 
 
 if __name__ == "__main__":
