@@ -161,6 +161,14 @@ def save_model(path: str | os.PathLike, model: BiLstmCtc, feature_config: Featur
     atomic_save(model_payload(model, feature_config, vocabulary, metadata, decoding), path)
 
 
+def update_decoding(path: str | os.PathLike, output: str | os.PathLike, changes: dict) -> None:
+    """Write the model file `path` again to `output` (may be the same) with its stored decoding options updated by
+    `changes`, its tensors untouched (an fp16 or int8 export stays as it is)."""
+    payload = load_payload(path, MODEL_FORMAT)
+    model_from_payload(payload, path)  # checked before it is written anywhere
+    atomic_save({**payload, "decoding": {**dict(payload.get("decoding") or {}), **changes}}, output)
+
+
 def quantize_weights(payload: dict, names) -> dict:
     """The payload with the weight matrices `names` stored as int8, one scale per row (per output unit, or per
     LSTM gate unit): a quarter of fp32's size. Rounding moves each weight by at most half its row's largest

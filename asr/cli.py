@@ -347,7 +347,7 @@ def _lm_build(args) -> int:
 def _lm_tune(args) -> int:
     from asr.checkpoint import load_model_file
     from asr.evaluate import model_outputs
-    from asr.lm_tune import plot_grid, store_weights, tune_weights
+    from asr.lm_tune import BEAM_TOLERANCE, plot_grid, store_weights, sweep_beams, tune_weights
     from asr.transcribe import Recognizer
 
     recognizer = Recognizer(load_model_file(args.model), device=args.device, beam_size=args.beam_size, lm=args.lm)
@@ -363,8 +363,16 @@ def _lm_tune(args) -> int:
     print(f"best: LM weight {result.best_lm_weight:g}, word bonus {result.best_word_bonus:g}, unknown-word penalty "
           f"{result.best_unk_penalty:g}, blank penalty {result.best_blank_penalty:g}: WER {100 * result.best_wer:.2f}% "
           f"(same beam without the LM: {100 * result.no_lm_wer:.2f}%)")
+    beam = recognizer.lm_decoder.options.beam_size
+    if args.beam_sizes:
+        sweep = sweep_beams(recognizer, outputs, result, args.beam_sizes, show_progress=not args.no_progress)
+        print("beam   WER %   decoding s")
+        for size, wer, seconds in zip(sweep.beams, sweep.wer, sweep.seconds):
+            print(f"{size:>4}  {100 * wer:6.2f}  {seconds:8.1f}{'   <- chosen' if size == sweep.chosen else ''}")
+        beam = sweep.chosen
+        print(f"beam {beam}: the smallest within {100 * BEAM_TOLERANCE:.1f} WER points of the best")
     output = args.output or args.model
-    store_weights(args.model, output, args.lm, result, recognizer.lm_decoder.options.beam_size)
+    store_weights(args.model, output, args.lm, result, beam)
     print(f"stored in {output}: `asr transcribe --model {output}` now uses {args.lm} with these weights")
     if args.plot:
         plot_grid(result, args.plot)
@@ -634,6 +642,9 @@ def build_parser() -> argparse.ArgumentParser:
                               f"{' '.join(map(str, DEFAULT_BLANK_PENALTIES))})")
     lm_tune.add_argument("--beam-size", type=_limited(limits.check_beam_size), default=None,
                          help=f"beam width, up to {limits.MAX_BEAM_SIZE} (default: 32)")
+    lm_tune.add_argument("--beam-sizes", type=_limited(limits.check_beam_size), nargs="+", metavar="N",
+                         help="then decode the best setting at each of these beams and store the smallest within 0.1 "
+                              "WER points of the best (default: store --beam-size)")
     lm_tune.add_argument("--output", help="write the tuned model here (default: update --model in place)")
     lm_tune.add_argument("--plot", help="also draw the WER grid as a heat map (PNG)")
     lm_tune.add_argument("--device", default="cpu", type=_limited(limits.check_device),

@@ -2,7 +2,9 @@
 one pass of the acoustic model.
 
 The acoustic model runs once per utterance; each setting only re-runs the beam search, on every core. The best
-setting is stored in the model file, with the LM's path, so `asr transcribe` uses it by default.
+setting is stored in the model file, with the LM's path, so `asr transcribe` uses it by default. With several beam
+sizes, the best setting is then decoded at each, and the smallest beam within 0.1 WER points of the best is stored:
+the default beam is where more beam stops paying on dev, not a habit.
 
 The unknown-word penalty is searched with the other two because they trade against each other: the higher the LM
 weight, the more a rare known word costs, and a fixed penalty then makes misspelt "unknown" words the cheaper
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,7 +24,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from asr.checkpoint import load_model_file, save_model
+from asr.checkpoint import update_decoding
 from asr.evaluate import ModelOutputs, score_outputs
 from asr.transcribe import Recognizer
 
@@ -87,14 +90,37 @@ def tune_weights(recognizer: Recognizer, outputs: ModelOutputs, lm_weights: Sequ
 def store_weights(model_path: str | os.PathLike, output: str | os.PathLike, lm_path: str | os.PathLike,
                   result: TuningResult, beam_size: int) -> None:
     """Write the model again (to `output`, which may be the same file) with the tuned decoding options."""
-    model_file = load_model_file(model_path)
-    decoding = dict(model_file.decoding)
-    decoding.update(lm=os.path.relpath(Path(lm_path).resolve(), Path(output).resolve().parent),
-                    lm_weight=result.best_lm_weight, word_bonus=result.best_word_bonus,
-                    unk_penalty=result.best_unk_penalty, blank_penalty=result.best_blank_penalty,
-                    lm_beam_size=beam_size, tuned_wer=round(result.best_wer, 5))
-    save_model(output, model_file.model, model_file.feature_config, model_file.vocabulary, model_file.metadata,
-               decoding)
+    update_decoding(model_path, output, dict(
+        lm=os.path.relpath(Path(lm_path).resolve(), Path(output).resolve().parent), lm_weight=result.best_lm_weight,
+        word_bonus=result.best_word_bonus, unk_penalty=result.best_unk_penalty,
+        blank_penalty=result.best_blank_penalty, lm_beam_size=beam_size, tuned_wer=round(result.best_wer, 5)))
+
+
+@dataclass(frozen=True)
+class BeamSweep:
+    beams: tuple[int, ...]
+    wer: tuple[float, ...]  # fraction
+    seconds: tuple[float, ...]  # decoding time of the whole manifest
+    chosen: int
+
+
+BEAM_TOLERANCE = 0.001  # a wider beam must gain more than 0.1 WER points on dev to be worth its time
+
+
+def sweep_beams(recognizer: Recognizer, outputs: ModelOutputs, result: TuningResult, beams: Sequence[int],
+                show_progress: bool = True) -> BeamSweep:
+    """WER and decoding time of the tuned setting at each beam; the chosen beam is the smallest whose WER is within
+    `BEAM_TOLERANCE` of the best: where more beam stops paying."""
+    setting = recognizer.lm_decoder.with_options(
+        lm_weight=result.best_lm_weight, word_bonus=result.best_word_bonus, unk_penalty=result.best_unk_penalty,
+        blank_penalty=result.best_blank_penalty)
+    wers, seconds = [], []
+    for beam in tqdm(sorted(beams), desc="beams", unit="beam", disable=not show_progress):
+        started = time.perf_counter()
+        wers.append(score_outputs(recognizer, outputs, beam, decoder=setting.with_options(beam_size=beam)).wer.rate)
+        seconds.append(time.perf_counter() - started)
+    chosen = next(beam for beam, wer in zip(sorted(beams), wers) if wer <= min(wers) + BEAM_TOLERANCE)
+    return BeamSweep(tuple(sorted(beams)), tuple(wers), tuple(seconds), chosen)
 
 
 def plot_grid(result: TuningResult, path: str | os.PathLike, title: str = "") -> None:

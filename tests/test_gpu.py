@@ -60,8 +60,8 @@ def test_gpu_fp32_and_bf16_log_probs_agree_with_the_cpu():
         half, _ = model(batch.cuda(), lengths.cuda())
     confident = valid[..., None] & (cpu > -3)
     assert (cpu - half.float().cpu()).abs()[confident].max() < 0.15
-    assert torch.equal(cpu.argmax(-1)[valid], half.float().cpu().argmax(-1)[valid]) or \
-        (cpu.argmax(-1)[valid] != half.float().cpu().argmax(-1)[valid]).float().mean() < 0.01
+    changed = (cpu.argmax(-1)[valid] != half.float().cpu().argmax(-1)[valid]).float().mean()
+    assert changed < 0.01  # the likeliest character of under 1% of frames differs
 
 
 def test_ctc_loss_and_gradients_agree_between_cpu_and_gpu():

@@ -243,3 +243,33 @@ def test_lowercase_lm_is_refused(tmp_path):
     build_arpa(["the cat sat"], path, order=2, discount_fallback=FALLBACK)
     with pytest.raises(AsrError, match="lower case"):
         LmBeamSearchDecoder(VOCAB, LanguageModel(path))
+
+
+def test_the_stored_beam_is_the_smallest_within_a_tenth_of_a_point_of_the_best(lm, monkeypatch):
+    import asr.lm_tune as lm_tune
+
+    wer_at = {4: 0.20, 16: 0.1004, 64: 0.1000, 256: 0.0995}
+    monkeypatch.setattr(lm_tune, "score_outputs", lambda recognizer, outputs, beam, decoder: SimpleNamespace(
+        wer=SimpleNamespace(rate=wer_at[beam])))
+    recognizer = SimpleNamespace(vocabulary=VOCAB, lm_decoder=LmBeamSearchDecoder(VOCAB, lm))
+    result = SimpleNamespace(best_lm_weight=0.5, best_word_bonus=0.0, best_unk_penalty=-10.0, best_blank_penalty=0.0)
+    sweep = lm_tune.sweep_beams(recognizer, None, result, [256, 4, 64, 16], show_progress=False)
+    assert sweep.beams == (4, 16, 64, 256) and sweep.chosen == 16
+    assert len(sweep.seconds) == 4
+
+
+def test_storing_tuned_options_keeps_an_exported_files_weights(tmp_path, model_path):
+    from asr.checkpoint import load_model_file
+    from asr.export import export_model
+    from asr.lm_tune import store_weights
+
+    exported = export_model(model_path, tmp_path / "package", name="m", weights="int8").files[0]
+    before = torch.load(exported, weights_only=True)["state_dict"]
+    result = SimpleNamespace(best_lm_weight=0.7, best_word_bonus=-1.0, best_unk_penalty=-20.0,
+                             best_blank_penalty=1.5, best_wer=0.1)
+    (tmp_path / "lm.arpa").write_text("")
+    store_weights(exported, tmp_path / "tuned.pt", tmp_path / "lm.arpa", result, beam_size=64)
+    after = torch.load(tmp_path / "tuned.pt", weights_only=True)
+    assert {k: v.dtype for k, v in after["state_dict"].items()} == {k: v.dtype for k, v in before.items()}
+    assert after["decoding"]["lm_beam_size"] == 64 and after["decoding"]["lm_weight"] == 0.7
+    assert load_model_file(tmp_path / "tuned.pt").decoding["lm"] == "lm.arpa"

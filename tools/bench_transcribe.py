@@ -3,7 +3,9 @@
 Each configuration transcribes the same utterances end to end through the Python API (reading audio, features,
 the acoustic model, decoding) and prints the real-time factor (wall seconds / audio seconds; lower is faster) and
 the WER. Goal for the default model on a 2-core CPU: at most 0.05 with int8 greedy, at most 0.1 with the LM.
-`--passes 1 4` times the LM rows with one pass and with four voted passes (`asr transcribe --passes`).
+`--passes 1 4` times the LM rows with one pass and with four voted passes (`asr transcribe --passes`);
+`--lm-beam-sizes 1024 64` at two beams; `--default-only` times only what `asr transcribe` runs without flags;
+`--min-seconds 1 --max-seconds 3` keeps only short utterances.
 
     python tools/bench_transcribe.py --manifest recipes/librispeech/data/manifests/test.jsonl --limit 200
 """
@@ -33,11 +35,16 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--passes", type=int, nargs="+", default=[1],
                         help="numbers of voted passes to time with the LM (default: 1)")
-    parser.add_argument("--lm-beam-size", type=int, help="beam with the LM (default: the one stored with the model)")
+    parser.add_argument("--lm-beam-sizes", type=int, nargs="+", default=[None],
+                        help="beams to time with the LM (default: the one stored with the model)")
+    parser.add_argument("--default-only", action="store_true",
+                        help="only the default invocation (fp32 weights with the LM), as `asr transcribe` runs")
+    parser.add_argument("--min-seconds", type=float, default=0.0, help="only utterances at least this long")
+    parser.add_argument("--max-seconds", type=float, default=float("inf"), help="only utterances at most this long")
     args = parser.parse_args()
 
     model_path = args.model or default_model_path()
-    utterances = read_manifest(args.manifest)
+    utterances = [u for u in read_manifest(args.manifest) if args.min_seconds <= u.duration <= args.max_seconds]
     if args.limit:
         utterances = utterances[:args.limit]
     audio_seconds = sum(u.duration for u in utterances)
@@ -46,11 +53,13 @@ def main() -> int:
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
           f"torch {torch.__version__}", flush=True)
     rows = []
-    configurations = [(int8, with_lm, passes) for int8 in (False, True) for with_lm in (False, True)
-                      for passes in (args.passes if with_lm else [1])]
-    for int8, with_lm, passes in configurations:
+    configurations = [(int8, with_lm, passes, beam) for int8 in (False, True) for with_lm in (False, True)
+                      for passes in (args.passes if with_lm else [1])
+                      for beam in (args.lm_beam_sizes if with_lm else [None])
+                      if not args.default_only or (with_lm and not int8)]
+    for int8, with_lm, passes, beam in configurations:
         recognizer = load_model(model_path, lm=None if with_lm else False, int8=int8, threads=args.threads,
-                                passes=passes, beam_size=args.lm_beam_size if with_lm else None)
+                                passes=passes, beam_size=beam)
         if with_lm and recognizer.lm_decoder is None:
             print("the model names no LM (run `asr lm tune`); skipping the LM rows", flush=True)
             continue

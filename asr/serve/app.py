@@ -8,6 +8,7 @@ import asyncio
 import hmac
 import logging
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -192,14 +193,15 @@ def create_app(recognizer: Recognizer, settings: ServeSettings = ServeSettings()
             raise ApiError(400, f"The request is not a valid multipart form ({error.message}).") from None
         try:
             job = parse_transcription_request(form, served_models)
-            label = Path(job.upload.filename or "upload").name
+            # The client's file name, made safe for error messages, the log and the spool file's suffix.
+            label = re.sub(r"[^\w.\- ]", "_", Path(job.upload.filename or "upload").name)[:100] or "upload"
             data = await job.upload.read()
             request.state.note = f"{label} {len(data)} bytes"
             samples = await run_in_threadpool(load_audio, data, max_seconds=settings.max_audio_seconds, name=label)
             spooled = None
             if len(samples) > long_seconds * SAMPLE_RATE:  # read in windows from a file, like `asr transcribe`
-                spooled = settings.spool_dir / f"upload-{os.getpid()}-{time.monotonic_ns()}{Path(label).suffix}"
-                spooled.write_bytes(data)
+                spooled = settings.spool_dir / f"upload-{os.getpid()}-{time.monotonic_ns()}{Path(label).suffix[:10]}"
+                await run_in_threadpool(spooled.write_bytes, data)
             try:
                 work = (batcher.transcribe(run_alone=lambda: _transcribe_spooled(recognizer, spooled))
                         if spooled else batcher.transcribe(samples))

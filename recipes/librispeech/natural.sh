@@ -10,7 +10,7 @@
 #   3 mix       the training mix (small real corpora repeated) and the validation mix
 #   4 train     asr train from the previous default's weights
 #   5 lm        a word 4-gram LM from the public-domain books and the modern English text
-#   6 tune      LM weight and word bonus chosen on the dev mix (never a test set)
+#   6 tune      LM weight, word bonus and beam chosen on the dev mix (never a test set)
 #   7 package   asr export with int8 weights (--package-dir ../../asr/models makes the bundled default)
 #
 # A finished stage leaves a marker in $exp_dir/.done and is skipped when run again; training resumes from its last
@@ -41,7 +41,7 @@ lm_texts="$text/books_norm.txt.gz $text/modern_conversation.txt.gz $text/modern_
 lm_prune="0 0 1 1"
 lm_weights="0.5 0.7 0.9 1.1"
 word_bonuses="-2 -1 0 1"
-decode_beam=256                       # the beam the package decodes with
+decode_beams="32 64 128 256 512"     # stage 6 stores the smallest within 0.1 WER points of the best
 package_dir=""
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$script"; cat <<'USAGE'
@@ -143,15 +143,12 @@ if run_stage 5 lm; then
 fi
 
 if run_stage 6 tune; then
-  # The grid at beam 64 (the acoustic model runs once), then the best setting stored at the decoding beam.
+  # The grid at beam 64 (the acoustic model runs once), then the best setting at each beam: the smallest beam within
+  # 0.1 WER points of the best is stored, where more beam stops paying on the dev mix.
   asr lm tune --model "$exp_dir/model.pt" --lm "$lm_dir/lm.bin" --manifest "$manifests/valid-mix.jsonl" \
     --lm-weights $lm_weights --word-bonuses $word_bonuses --unk-penalties -20 --blank-penalties 1.5 \
-    --beam-size 64 --output "$exp_dir/model_lm64.pt" --plot "$exp_dir/lm_tuning.png" --no-progress
-  read -r weight bonus < <(python -c "from asr.checkpoint import load_model_file
-d = load_model_file('$exp_dir/model_lm64.pt').decoding; print(d['lm_weight'], d['word_bonus'])")
-  asr lm tune --model "$exp_dir/model.pt" --lm "$lm_dir/lm.bin" --manifest "$manifests/valid-mix.jsonl" \
-    --lm-weights "$weight" --word-bonuses "$bonus" --unk-penalties -20 --blank-penalties 1.5 \
-    --beam-size "$decode_beam" --output "$exp_dir/model_lm.pt" --no-progress
+    --beam-size 64 --beam-sizes $decode_beams --output "$exp_dir/model_lm.pt" --plot "$exp_dir/lm_tuning.png" \
+    --no-progress
   done_stage 6
 fi
 
