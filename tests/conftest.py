@@ -61,33 +61,9 @@ API_KEY = "test-key"
 def server(tmp_path_factory):
     """`asr serve` with the bundled model on a free localhost port, as a user starts it: an API key, a 1 MB upload
     limit. Yields (base URL, process, spool folder)."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
+    from asr.serve.process import ServerProcess
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    spool = tmp_path_factory.mktemp("spool")
-    env = dict(os.environ, ASR_API_KEY=API_KEY, TMPDIR=str(spool))
-    log = (spool / "serve.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--port", str(port), "--max-upload-mb", "1",
-                                "--threads", "2"], env=env, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1).read()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"asr serve did not start: {(spool / 'serve.log').read_text()}")
-            time.sleep(0.2)
-    yield url, process, spool / "asr-serve"
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    running = ServerProcess(tmp_path_factory.mktemp("spool"), ["--max-upload-mb", "1", "--threads", "2"],
+                            env={"ASR_API_KEY": API_KEY})
+    yield running.url, running.process, running.spool
+    running.stop()

@@ -14,27 +14,20 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import openai
 import soundfile
 
+from asr.serve.process import ServerProcess
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -44,31 +37,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-class Server:
-    """`asr serve` in a subprocess on a free port, with its spool folder under `spool_root`."""
-
-    def __init__(self, spool_root: Path, extra: list[str], port: int | None = None):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = spool_root / f"serve-{self.port}.log"
-        env = dict(os.environ, TMPDIR=str(spool_root))
-        self.spool = spool_root / "asr-serve"
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--port", str(self.port), *extra],
-                                            env=env, stderr=log)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.url}/health", timeout=1).read()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"asr serve did not start:\n{self.log.read_text()}")
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+class Server(ServerProcess):
+    def __init__(self, folder: Path, options: list[str], port: int | None = None):
+        try:
+            super().__init__(folder, options, port)
+        except RuntimeError as error:
+            raise SystemExit(str(error)) from None
 
 
 def client_for(url: str) -> openai.OpenAI:

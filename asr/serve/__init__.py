@@ -5,5 +5,6 @@ OpenAI client works unchanged, with a page at `/` to try the model in a browser.
     requests.py  the form fields of a transcription request, checked as OpenAI checks them
     responses.py transcripts as OpenAI's response formats, and errors in OpenAI's shape
     batcher.py   the one thread that runs the model: requests that arrive together are decoded as one batch
+    process.py   `asr serve` in a child process, waited for until it answers (tests, tools/bench_serve.py)
     static/      the page: plain HTML, CSS and JavaScript, no build step
 """
