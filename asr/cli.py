@@ -18,6 +18,15 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+def _recognizer(args):
+    """The model `transcribe` and `serve` run: --model (default: the bundled one) with the decoding options."""
+    from asr.transcribe import load_model
+
+    return load_model(args.model, device=args.device, beam_size=args.beam_size, lm=_lm_choice(args),
+                      lm_weight=args.lm_weight, word_bonus=args.word_bonus, unk_penalty=args.unk_penalty,
+                      blank_penalty=args.blank_penalty, int8=args.int8, threads=args.threads, passes=args.passes)
+
+
 def _lm_choice(args):
     """--lm PATH, --no-lm (False), or neither (None: the LM stored with the model, if any)."""
     if args.no_lm:
@@ -134,10 +143,8 @@ def check_writable_file(path: Path, option: str) -> None:
 def _transcribe(args) -> int:
     from tqdm import tqdm
 
-    from asr.models import default_model_path
     from asr.data import write_text_atomically
     from asr.subtitles import FORMATS
-    from asr.transcribe import load_model
 
     files, problems = _audio_files(args.files)
     for problem in problems:
@@ -147,10 +154,7 @@ def _transcribe(args) -> int:
     if output_dir:
         check_writable_folder(output_dir)
         targets = output_paths(files, output_dir, suffix)
-    recognizer = load_model(args.model or default_model_path(), device=args.device, beam_size=args.beam_size,
-                            lm=_lm_choice(args), lm_weight=args.lm_weight, word_bonus=args.word_bonus,
-                            unk_penalty=args.unk_penalty, blank_penalty=args.blank_penalty, int8=args.int8,
-                            threads=args.threads, passes=args.passes)
+    recognizer = _recognizer(args)
     failures = len(problems)
     written = 0
     collected = []
@@ -398,26 +402,20 @@ def _serve(args) -> int:
     import uvicorn
 
     from asr.serve.app import ServeSettings, create_app
-    from asr.transcribe import load_model
 
     api_key = args.api_key or os.environ.get("ASR_API_KEY") or None
     if args.host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         logging.getLogger("asr.serve").warning("listening on %s without an API key: anyone who can reach this "
                                                "port can use the server (set --api-key or ASR_API_KEY)", args.host)
-    recognizer = load_model(args.model, device=args.device, beam_size=args.beam_size, lm=_lm_choice(args),
-                            lm_weight=args.lm_weight, word_bonus=args.word_bonus, unk_penalty=args.unk_penalty,
-                            blank_penalty=args.blank_penalty, int8=args.int8, threads=args.threads,
-                            passes=args.passes)
+    recognizer = _recognizer(args)
     settings = ServeSettings(model_name=args.model_name, api_key=api_key,
                              max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
                              max_audio_seconds=args.max_audio_seconds, request_timeout=args.request_timeout,
                              max_batch=args.max_batch, max_queue=args.max_queue)
     app = create_app(recognizer, settings)
-    from asr.serve.app import LimitBody
-
     print(f"asr serve: http://{args.host}:{args.port}/ (model '{args.model_name}', "
           f"{'API key required' if api_key else 'no API key'}); Ctrl-C stops", file=sys.stderr, flush=True)
-    uvicorn.run(LimitBody(app, settings.max_upload_bytes), host=args.host, port=args.port, log_level="warning",
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
                 access_log=False, timeout_graceful_shutdown=5)
     return 0
 

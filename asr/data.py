@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -102,16 +101,16 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
     """Write a JSONL manifest atomically; audio paths are stored relative to the manifest when they lie below it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        for utterance in utterances:
-            entry = asdict(utterance)
-            try:
-                entry["audio"] = str(Path(utterance.audio).resolve().relative_to(path.parent.resolve()))
-            except ValueError:
-                pass  # audio outside the manifest's folder keeps its absolute path
-            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-    os.replace(temporary, path)
+    folder = path.parent.resolve()
+    lines = []
+    for utterance in utterances:
+        entry = asdict(utterance)
+        try:
+            entry["audio"] = str(Path(utterance.audio).resolve().relative_to(folder))
+        except ValueError:
+            pass  # audio outside the manifest's folder keeps its absolute path
+        lines.append(json.dumps(entry, ensure_ascii=False) + "\n")
+    write_text_atomically(path, "".join(lines))
 
 
 @dataclass

@@ -198,10 +198,10 @@ class SlowRecognizer:
 def test_timeout_answers_504_and_a_chunked_body_over_the_limit_413(tmp_path):
     from fastapi.testclient import TestClient
 
-    from asr.serve.app import LimitBody, ServeSettings, create_app
+    from asr.serve.app import ServeSettings, create_app
 
     settings = ServeSettings(request_timeout=0.2, max_upload_bytes=200_000, spool_dir=tmp_path)
-    app = LimitBody(create_app(SlowRecognizer(1.0), settings), settings.max_upload_bytes)
+    app = create_app(SlowRecognizer(1.0), settings)
     with TestClient(app) as http:
         answer = http.post("/v1/audio/transcriptions", data={"model": "asr"},
                            files={"file": ("speech.flac", SPEECH.read_bytes())})

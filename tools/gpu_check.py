@@ -66,9 +66,24 @@ def make_data(folder: Path, utterances: int, seed: int = 0) -> Path:
     return manifest
 
 
-def losses(exp_dir: Path) -> dict[int, float]:
+def step_rows(exp_dir: Path) -> list[dict]:
     rows = [json.loads(line) for line in (exp_dir / "train_log.jsonl").read_text().splitlines()]
-    return {row["step"]: row["loss"] for row in rows if row["type"] == "step"}
+    return [row for row in rows if row["type"] == "step"]
+
+
+def losses(exp_dir: Path) -> dict[int, float]:
+    return {row["step"]: row["loss"] for row in step_rows(exp_dir)}
+
+
+def loss_gap(run: dict[int, float], reference: dict[int, float], steps) -> float:
+    """The largest relative difference of `run`'s logged losses from `reference`'s at `steps` (inf if one is
+    missing or there are none)."""
+    return max((abs(run.get(s, np.inf) - reference[s]) / abs(reference[s]) for s in steps), default=np.inf)
+
+
+def same_losses_tolerance(device: str) -> float:
+    # On the CPU two runs of the same steps are bitwise equal; cuDNN and CUDA's CTC backward add in varying order.
+    return 1e-6 if device == "cpu" else 2e-2
 
 
 def run_training(config, manifest: Path, exp_dir: Path, device: str, steps: int) -> None:
@@ -78,7 +93,8 @@ def run_training(config, manifest: Path, exp_dir: Path, device: str, steps: int)
         pass
 
 
-def check_training(args, manifest: Path, work: Path, config) -> tuple[dict[int, float], Path]:
+def check_training(args, manifest: Path, work: Path, config) -> dict[int, float]:
+    """The training, resume and throughput checks; returns the straight run's losses by step."""
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -87,9 +103,8 @@ def check_training(args, manifest: Path, work: Path, config) -> tuple[dict[int, 
     with recorded_lstm_batches(batches):
         run_training(config, manifest, work / "straight", args.device, args.steps)
     wall = time.perf_counter() - started
-    straight = losses(work / "straight")
-    rows = [json.loads(line) for line in (work / "straight" / "train_log.jsonl").read_text().splitlines()]
-    steps = [row for row in rows if row["type"] == "step"]
+    steps = step_rows(work / "straight")
+    straight = {row["step"]: row["loss"] for row in steps}
     tenth = max(1, len(steps) // 10)
     first, last = np.mean([r["loss"] for r in steps[:tenth]]), np.mean([r["loss"] for r in steps[-tenth:]])
     skipped = max((r.get("skipped_batches", 0) for r in steps), default=0)
@@ -100,11 +115,8 @@ def check_training(args, manifest: Path, work: Path, config) -> tuple[dict[int, 
 
     run_training(config, manifest, work / "resumed", args.device, args.steps // 2)
     run_training(config, manifest, work / "resumed", args.device, args.steps - args.steps // 2)
-    resumed = losses(work / "resumed")
-    after = [step for step in straight if step > args.steps // 2]
-    gap = max((abs(resumed.get(s, np.inf) - straight[s]) / abs(straight[s]) for s in after), default=np.inf)
-    # On the CPU the resumed run is bitwise the same; cuDNN and CUDA's CTC backward add in varying order.
-    tolerance = 1e-6 if device.type == "cpu" else 2e-2
+    gap = loss_gap(losses(work / "resumed"), straight, [step for step in straight if step > args.steps // 2])
+    tolerance = same_losses_tolerance(device.type)
     report("resume", bool(gap <= tolerance), f"stopped at step {args.steps // 2}, resumed to {args.steps}: losses "
                                              f"within {gap:.2e} relative of the straight run (tolerance {tolerance:g})")
 
@@ -118,7 +130,7 @@ def check_training(args, manifest: Path, work: Path, config) -> tuple[dict[int, 
         if device.type == "cuda" else ""
     report("throughput", True, f"training {fps:,.0f} frames/s, bare LSTM {bare:,.0f} frames/s: ratio {fps / bare:.2f}; "
                                f"data wait {100 * wait:.1f}%{memory}")
-    return straight, work / "straight"
+    return straight
 
 
 def check_large_batch(args) -> None:
@@ -175,8 +187,8 @@ def check_torchrun(args, manifest: Path, work: Path, straight: dict[int, float],
     distributed = losses(work / "torchrun")
     backend = "NCCL" if args.device.startswith("cuda") else "gloo"
     common = [s for s in distributed if s in straight and s <= steps]
-    gap = max((abs(distributed[s] - straight[s]) / abs(straight[s]) for s in common), default=np.inf)
-    tolerance = 1e-6 if args.device == "cpu" else 2e-2
+    gap = loss_gap(distributed, straight, common)
+    tolerance = same_losses_tolerance(torch.device(args.device).type)
     report("torchrun", bool(common and gap <= tolerance),
            f"--nproc-per-node 1 ({backend}, DistributedDataParallel), {steps} steps: losses within {gap:.2e} relative "
            f"of the plain process (tolerance {tolerance:g})")
@@ -237,7 +249,7 @@ def main() -> int:
         work = Path(folder)
         (work / "data").mkdir()
         manifest = make_data(work / "data", 40 if args.quick else 1200)
-        straight, _ = check_training(args, manifest, work, config)
+        straight = check_training(args, manifest, work, config)
         check_large_batch(args)
         check_torchrun(args, manifest, work, straight, overrides)
         check_transcribe(args, work)

@@ -62,16 +62,13 @@ class LimitBody:
     def __init__(self, app, max_bytes: int):
         self.app, self.max_bytes = app, max_bytes
 
-    def _error(self, size: str) -> ApiError:
-        return too_large(size, self.max_bytes)
-
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > self.max_bytes:
             log.info("%s %s 413 body of %s bytes refused", scope["method"], scope["path"], declared.decode())
-            return await self._error(f"{declared.decode()} bytes").response()(scope, receive, send)
+            return await too_large(f"{declared.decode()} bytes", self.max_bytes).response()(scope, receive, send)
         received = 0
 
         async def counted():
@@ -92,7 +89,7 @@ class LimitBody:
         except BodyTooLarge:
             if not started:
                 log.info("%s %s 413 body over %d bytes refused", scope["method"], scope["path"], self.max_bytes)
-                await self._error(f"over {self.max_bytes} bytes").response()(scope, receive, send)
+                await too_large(f"over {self.max_bytes} bytes", self.max_bytes).response()(scope, receive, send)
 
 
 def remove_stale_spool_files(spool_dir: Path) -> int:
@@ -122,10 +119,13 @@ def create_app(recognizer: Recognizer, settings: ServeSettings = ServeSettings()
         request.state.note = error.message
         return error.response()
 
-    @app.exception_handler(BodyTooLarge)
-    async def body_too_large(request: Request, error: BodyTooLarge):
+    def body_over_limit(request: Request) -> Response:
         request.state.note = "body over the limit"
         return too_large(f"over {settings.max_upload_bytes} bytes", settings.max_upload_bytes).response()
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, error: BodyTooLarge):
+        return body_over_limit(request)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
@@ -146,8 +146,7 @@ def create_app(recognizer: Recognizer, settings: ServeSettings = ServeSettings()
             response = await call_next(request)
         except Exception as error:  # a bug of ours: one line in the log, a JSON 500 to the client, the server lives
             if _caused_by(error, BodyTooLarge):  # raised by LimitBody while the body was read
-                request.state.note = "body over the limit"
-                return too_large(f"over {settings.max_upload_bytes} bytes", settings.max_upload_bytes).response()
+                return body_over_limit(request)
             log.error("%s %s 500 unexpected %s: %s", request.method, request.url.path, type(error).__name__, error)
             return ApiError(500, "The server failed on this request; its log has the cause.", kind="server_error",
                             code="internal_error").response()
@@ -224,6 +223,8 @@ def create_app(recognizer: Recognizer, settings: ServeSettings = ServeSettings()
         request.state.note += f" {transcript.duration:.1f} s of audio"
         return transcript_response(transcript, job.response_format, job.word_times)
 
+    # Outermost, so a body over the limit is refused before any route or form parser reads it.
+    app.add_middleware(LimitBody, max_bytes=settings.max_upload_bytes)
     return app
 
 
