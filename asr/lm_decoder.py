@@ -230,7 +230,21 @@ def _same_prefix_slot(slot_of, cand, cand_p, beam, beam_p, b, node, n_cand):
         cand_p[slot, 1] = -np.inf
         cand_p[slot, 2] = beam_p[b, 2]
         cand_p[slot, 3] = beam_p[b, 3]
+        cand_p[slot, 4] = beam_p[b, 4]
     return slot, n_cand
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _likeliest_spelling(row, first, token, word, node, space):
+    """The likeliest token in this frame that continues lexicon node `node`: a letter of a word below it, or the
+    space if a word ends there."""
+    best, best_lp = -1, -np.inf
+    for i in range(first[node], first[node + 1]):
+        if row[token[i]] > best_lp:
+            best, best_lp = token[i], row[token[i]]
+    if node > 0 and word[node] >= 0 and row[space] > best_lp:
+        best = space
+    return best
 
 
 @numba.njit(cache=True, nogil=True)
@@ -254,7 +268,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
     _NEED_LM when `requests` holds (state, word) pairs to score first, _NEED_ROOM when the trie needs compaction.
 
     beam[b] = (node, LM state, words, unknown words, lexicon node, letters of the open word);
-    beam_p[b] = (p_blank, p_label, LM log-prob, unknown-word penalty units).
+    beam_p[b] = (p_blank, p_label, LM log-prob, unknown-word penalty units, shortfall of the last word: how much
+    less it scored when it ended than the estimate it had been ranked with).
     node_frame[n] is the frame at which node n's token was emitted on the likeliest way into that prefix
     (node_best[n], its log-prob then), counted since the prefix last entered the beam (node_seen[n]: the last
     frame it was in the beam).
@@ -269,6 +284,9 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
     beam_size = cand.shape[0] // ntok
     frames = log_probs.shape[0]
     capacity = node_parent.shape[0]
+    tried = np.empty(ntok + 1, dtype=np.int64)
+    score_of = np.empty(cand.shape[0])  # each candidate's ranking score, and those near the best (reused buffers)
+    near = np.empty(cand.shape[0], dtype=np.int64)
     while t < frames:
         if node_count[0] + beam_count[0] * ntok >= capacity:
             return t, _NEED_ROOM
@@ -277,6 +295,11 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
         for c in range(ntok):
             if row[c] > row[best_token]:
                 best_token = c
+        n_tried = 0  # the tokens every prefix tries in this frame (blank always, so each has a way through it)
+        for c in range(ntok):
+            if row[c] >= token_min_logp or c == best_token or c == blank:
+                tried[n_tried] = c
+                n_tried += 1
         n_cand = 0
         n_req = 0
         for b in range(beam_count[0]):
@@ -284,10 +307,19 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             p_blank, p_label = beam_p[b, 0], beam_p[b, 1]
             total = _logaddexp(p_blank, p_label)
             last = node_token[node]
-            for c in range(ntok):
+            # A prefix in mid-word also tries the likeliest letter that keeps it on the way to a known word
+            # (or its space, if it is one). Where the model hears letters no word continues with (a swallowed N
+            # in "DAM-ABLE"), every prefix could otherwise only wait on blanks, and the first word that fits the
+            # later letters swallows the words between ("THE DEMOBBED" for "THE DAMNABLE FEATURE OF THE BARBED").
+            n_try = n_tried
+            if beam[b, 4] > 0:
+                own_best = _likeliest_spelling(row, lex_first, lex_token, lex_word, beam[b, 4], space)
+                if own_best >= 0 and row[own_best] < token_min_logp and own_best != best_token:
+                    tried[n_tried] = own_best
+                    n_try += 1
+            for i in range(n_try):
+                c = tried[i]
                 lp = row[c]
-                if lp < token_min_logp and c != best_token and c != blank:
-                    continue  # (blank is always tried, so every live prefix has a way through the frame)
                 if c == blank or (c == space and (node == 0 or last == space)):
                     # A blank, or a space with no word before it to end, leaves the prefix as it is.
                     slot, n_cand = _same_prefix_slot(slot_of, cand, cand_p, beam, beam_p, b, node, n_cand)
@@ -304,8 +336,11 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                     source = total
                 # Extend the prefix by c: work out the LM side of the longer prefix.
                 state, n_words, n_unk, lex_node, length = beam[b, 1], beam[b, 2], beam[b, 3], beam[b, 4], beam[b, 5]
-                lm, unk_units = beam_p[b, 2], beam_p[b, 3]
+                lm, unk_units, shortfall = beam_p[b, 2], beam_p[b, 3], beam_p[b, 4]
                 if c == space:
+                    estimate = unk_penalty * max(1.0, length / UNK_CHARS) if lex_node < 0 else 0.0
+                    if lookahead:
+                        estimate += lm_weight * (lex_lookahead[lex_node] if lex_node > 0 else unk_lookahead)
                     word = lex_word[lex_node] if lex_node >= 0 else -1
                     if word < 0:
                         if lexicon_only:
@@ -319,6 +354,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                         n_req = _ask(requests, n_req, state, word)
                         continue
                     lm += score
+                    shortfall = max(0.0, estimate - lm_weight * score - unk_penalty * (unk_units - beam_p[b, 3]))
                     state = cache_state[key]
                     n_words += 1
                     lex_node = 0
@@ -359,6 +395,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                     cand_p[slot, 1] = NEG_INF
                     cand_p[slot, 2] = lm
                     cand_p[slot, 3] = unk_units
+                    cand_p[slot, 4] = shortfall
                 cand_p[slot, 1] = _logaddexp(cand_p[slot, 1], source + lp)
         for s in range(n_cand):  # leave slot_of all -1 for the next frame
             slot_of[cand[s, 0]] = -1
@@ -370,7 +407,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
         # word adds the same to both, so it cannot overtake (bar a split of its blank- and letter-ending mass),
         # and its slot goes to a prefix that can. pyctcdecode and flashlight prune alike; without it ours
         # trailed pyctcdecode by 1.4 WER points at beam 100 (BENCHMARKS.md).
-        scores = np.empty(n_cand)
+        scores = score_of[:n_cand]
+        best = NEG_INF
         for s in range(n_cand):
             lex_node = cand[s, 4]
             open_unknown = max(1.0, cand[s, 5] / UNK_CHARS) if lex_node < 0 else 0.0
@@ -386,14 +424,24 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             open_word = 1.0 if lex_node != 0 and word_bonus_ahead else 0.0
             scores[s] = (_logaddexp(cand_p[s, 0], cand_p[s, 1]) + lm_weight * (cand_p[s, 2] + open_lm)
                          + word_bonus * (cand[s, 2] + open_word) + unk_penalty * (cand_p[s, 3] + open_unknown))
-        order = np.argsort(-scores)
-        floor = scores[order[0]] - beam_threshold
+            best = max(best, scores[s])
+        # Drop those far below the best before sorting (most are). A prefix is spared the threshold by its last
+        # word's shortfall: rivals in mid-word are ranked with what they hope to pay for theirs, and one that never
+        # ends its word can live on blanks, bar every rival that has paid, and cut the transcript short ("OUR
+        # DIMINUTION" for "OUR DIMINUTIVE FRIEND WHEN SHE COMES IN", the rest of the utterance lost).
+        floor = best - beam_threshold
+        n_near = 0
+        for s in range(n_cand):
+            if scores[s] >= floor - cand_p[s, 4]:
+                near[n_near] = s
+                n_near += 1
+        order = near[:n_near][np.argsort(-scores[near[:n_near]])]
         kept = 0
         mask = merge_table.shape[0] - 1
         if recombine:
             merge_table[:] = -1
         for s in order:
-            if kept == beam_size or scores[s] < floor:
+            if kept == beam_size:
                 break
             lex_node = cand[s, 4]
             if recombine and lex_node >= 0:
@@ -458,6 +506,31 @@ def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_sc
 
 
 @numba.njit(cache=True, nogil=True)
+def _path(node, node_parent, node_token, node_frame, space):
+    """The tokens of the prefix ending at trie node `node`, and the frame of each; a trailing space dropped ("WORD "
+    and "WORD" are the same transcript)."""
+    length = 0
+    walk = node
+    while walk > 0:
+        length += 1
+        walk = node_parent[walk]
+    tokens = np.empty(length, dtype=np.int64)
+    frames = np.empty(length, dtype=np.int64)
+    for i in range(length - 1, -1, -1):
+        tokens[i] = node_token[node]
+        frames[i] = node_frame[node]
+        node = node_parent[node]
+    # A prefix's frame is updated when a likelier way into it appears later, after its longer prefixes took their
+    # frames from an earlier way: keep each token before the next one ("AT" once came out as A at frame 75, T at
+    # 67, and the word ended before it began).
+    for i in range(length - 2, -1, -1):
+        frames[i] = max(0, min(frames[i], frames[i + 1] - 1))
+    while length > 0 and tokens[length - 1] == space:
+        length -= 1
+    return tokens[:length], frames[:length]
+
+
+@numba.njit(cache=True, nogil=True)
 def _start(node_parent, node_token, node_seen, node_best, node_count, children, beam, beam_p, beam_count):
     """An empty trie (just the root) and a beam of one empty prefix."""
     node_parent[0] = -1
@@ -471,6 +544,7 @@ def _start(node_parent, node_token, node_seen, node_best, node_count, children, 
     beam_p[0, 1] = -np.inf
     beam_p[0, 2] = 0.0
     beam_p[0, 3] = 0.0
+    beam_p[0, 4] = 0.0
     beam_count[0] = 1
 
 
@@ -539,9 +613,9 @@ class _SearchState:
                 node_frame=np.empty(capacity, dtype=np.int64), node_seen=np.empty(capacity, dtype=np.int64),
                 node_best=np.empty(capacity, dtype=np.float64), node_count=np.ones(1, dtype=np.int64),
                 children=np.full((capacity, ntok), -1, dtype=np.int64),  # (node, token) -> node, dense
-                beam=np.zeros((width, 6), dtype=np.int64), beam_p=np.zeros((width, 4), dtype=np.float64),
+                beam=np.zeros((width, 6), dtype=np.int64), beam_p=np.zeros((width, 5), dtype=np.float64),
                 beam_count=np.ones(1, dtype=np.int64),
-                cand=np.zeros((width * ntok, 6), dtype=np.int64), cand_p=np.zeros((width * ntok, 4)),
+                cand=np.zeros((width * ntok, 6), dtype=np.int64), cand_p=np.zeros((width * ntok, 5)),
                 slot_of=np.full(capacity, -1, dtype=np.int64),  # node -> candidate slot this frame
                 requests=np.full((width * ntok, 2), -1, dtype=np.int64), final=np.zeros((width, 5)),
                 merge_table=np.full(1 << (2 * width).bit_length(), -1, dtype=np.int64))
@@ -700,27 +774,12 @@ class LmBeamSearchDecoder:
         for b in np.argsort(-final[:count, 0]).tolist():
             if not math.isfinite(final[b, 0]):
                 continue
-            tokens, frames = [], []
-            node = int(beam[b, 0])
-            while node > 0:
-                tokens.append(int(node_token[node]))
-                frames.append(int(node_frame[node]))
-                node = int(node_parent[node])
-            tokens.reverse()
-            frames.reverse()
-            # A prefix's frame is updated when a likelier way into it appears later, after its longer prefixes
-            # took their frames from an earlier way: keep each token before the next one ("AT" once came out as
-            # A at frame 75, T at 67, and the word ended before it began).
-            for i in range(len(frames) - 2, -1, -1):
-                frames[i] = max(0, min(frames[i], frames[i + 1] - 1))
-            while tokens and tokens[-1] == space:  # "WORD " and "WORD" are the same transcript
-                tokens.pop()
-                frames.pop()
-            key = tuple(tokens)
+            tokens, frames = _path(int(beam[b, 0]), node_parent, node_token, node_frame, space)
+            key = tuple(tokens.tolist())
             if key in seen:
                 continue
             seen.add(key)
-            results.append(Hypothesis(tokens=key, timesteps=tuple(frames), score=float(final[b, 0]),
+            results.append(Hypothesis(tokens=key, timesteps=tuple(frames.tolist()), score=float(final[b, 0]),
                                       acoustic_score=float(final[b, 1]), lm_score=float(final[b, 2])))
             if len(results) == nbest:
                 break

@@ -273,3 +273,34 @@ def test_storing_tuned_options_keeps_an_exported_files_weights(tmp_path, model_p
     assert {k: v.dtype for k, v in after["state_dict"].items()} == {k: v.dtype for k, v in before.items()}
     assert after["decoding"]["lm_beam_size"] == 64 and after["decoding"]["lm_weight"] == 0.7
     assert load_model_file(tmp_path / "tuned.pt").decoding["lm"] == "lm.arpa"
+
+
+def swallow(log_probs, frame, char, log_prob=-5.5):
+    """The same log-probs with `char` at `frame` all but swallowed: blank wins it, `char` keeps `log_prob`."""
+    row = np.full(len(VOCAB), -12.0)
+    row[VOCAB.encode(char)[0]] = log_prob
+    row[VOCAB.blank] = np.log1p(-np.exp(row).sum() + np.exp(row[VOCAB.blank]))
+    log_probs = log_probs.copy()
+    log_probs[frame] = row
+    return log_probs
+
+
+def test_a_word_that_ends_unknown_does_not_cut_the_transcript_short(tmp_path):
+    # The LM knows CATALOGUE but not CAT, so "CAT" is ranked as if on its way to CATALOGUE; ended, it is an unknown
+    # word and pays the penalty in one frame, more than the threshold. A search that drops it there keeps only
+    # prefixes that never end their word, which live on blanks to the end: the transcript was "THE CATA".
+    build_arpa(["THE CATALOGUE SAT ON THE MAT", "THE DOG SAT ON THE MAT", "A DOG RAN"] * 5, tmp_path / "lm.arpa",
+               order=3, discount_fallback=FALLBACK)
+    decoder = LmBeamSearchDecoder(VOCAB, LanguageModel(tmp_path / "lm.arpa"), DecoderOptions(
+        beam_size=16, lm_weight=0.5, word_bonus=0.0, unk_penalty=-20.0, beam_threshold=10.0, token_min_logp=-5.0))
+    assert text_of(decoder.decode(spell("THE CAT SAT ON THE MAT"))[0]) == "THE CAT SAT ON THE MAT"
+
+
+def test_a_letter_the_model_all_but_swallowed_is_tried_when_only_it_spells_a_word(lm):
+    # The A of CAT is under the token threshold, but with the lexicon only it is the one way on to a word: without
+    # trying it, "THE C" waited on blanks for the A of SAT and the transcript lost a word ("THE CAT ON THE MAT").
+    log_probs = swallow(spell("THE CAT SAT ON THE MAT"), frame=10, char="A")
+    decoder = LmBeamSearchDecoder(VOCAB, lm, DecoderOptions(beam_size=16, lm_weight=0.5, word_bonus=0.0,
+                                                             beam_threshold=10.0, token_min_logp=-5.0,
+                                                             lexicon_only=True))
+    assert text_of(decoder.decode(log_probs)[0]) == "THE CAT SAT ON THE MAT"
