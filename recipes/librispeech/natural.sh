@@ -32,7 +32,7 @@ kokoro_test_hours=0.35
 real_repeats=3                        # speechocean762 and FSDD heard this many times an epoch
 kokoro_repeats=5
 classic_repeats=2                     # one pass an epoch cost the synthetic test 6.7 points (RESULTS.md)
-epochs="2 4"                          # train to 2 epochs, then on to 4 (see stage 4)
+epochs=2                              # "2 4": train to 2 epochs, then on to 4 (see stage 4)
 learning_rate=5e-4
 text=../../../shared/data/text
 real_train=../../../shared/data/real-train
@@ -49,7 +49,7 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 options (defaults in brackets):
   --stage N / --stop-stage M    first and last stage to run [0 / 7]
   --exp-dir DIR                 experiment folder [exp/natural]
-  --epochs "N [M ...]"          train to N epochs, then resume on to M, ... ["2 4"]
+  --epochs "N [M ...]"          train to N epochs, then resume on to M, ... [2]
   --learning-rate LR            peak learning rate [5e-4]
   --kokoro-train-hours H        hours of Kokoro train speech [1.0]
   --real-repeats N / --kokoro-repeats N / --classic-repeats N   times each is heard per epoch [3 / 5 / 2]
@@ -120,8 +120,8 @@ if run_stage 4 train; then
   start=$natural_dir/start.pt
   [ -f "$start" ] || git show "$start_commit:asr/models/default.pt" > "$start"
   # Each planned count resumes the run and trains on to it. Raising the count stretches the cosine decay over the
-  # new total, so the learning rate jumps back to where the longer schedule is (a warm restart): the shipped model
-  # was trained to 2 epochs, measured, and then on to 4.
+  # new total, so the learning rate jumps back to where the longer schedule is (a warm restart): exp/natural3 was
+  # exp/natural2's run taken on from 2 epochs to 4 (RESULTS.md).
   for planned_epochs in $epochs; do
     bash ../../tools/snapshot_checkpoints.sh "$exp_dir" &   # checkpoints kept for the WER-by-source curve
     asr train --train-data "$manifests/train-mix.jsonl" --valid-manifest "$manifests/valid-mix.jsonl" \
