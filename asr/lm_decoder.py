@@ -13,6 +13,12 @@ the search learns to run several misrecognised words together into one long "unk
 two prefixes in the same LM state with the same open word only the better is kept (recombination, as flashlight
 and pyctcdecode do too): the other can hardly ever overtake it, and its place in the beam is worth more to another.
 
+Two exceptions to the pruning keep words from being cut out of a transcript: a prefix is spared the score threshold
+by how far its last word fell short of the estimate it was ranked with (else a prefix that never ends its word can
+outlive every rival that paid for theirs), and a prefix in mid-word also tries its likeliest letter towards a known
+word, even under the character threshold (else a letter the model all but swallowed leaves every prefix waiting on
+blanks). BENCHMARKS.md has the utterances that showed both.
+
 Speed comes from three choices:
 * the whole frame loop runs in numba, without the GIL, on flat arrays (prefixes are nodes of a trie of tokens);
 * the `kenlm` model is only asked about (LM state, word) pairs not seen before: numba stops at a frame that needs
