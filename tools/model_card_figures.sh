@@ -2,7 +2,7 @@
 # Measure every figure of the model card (asr/models/README.md) for the bundled default model, one log per figure.
 #
 #   bash tools/model_card_figures.sh [OUTPUT_DIR]      (default: model-card-figures/)
-#   EXP_DIR=recipes/librispeech/exp/natural2            the bundled model's training run, for the WER-by-source
+#   EXP_DIR=recipes/librispeech/exp/natural3            the bundled model's training run, for the WER-by-source
 #                                                       curve (default: that one)
 #
 # Needs the recipe's corpora and manifests (recipes/librispeech: ./natural.sh --stop-stage 3) and, for the
@@ -48,7 +48,7 @@ step pocketsphinx "$python" tools/compare_pocketsphinx.py --pocketsphinx-cache "
   --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
   fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}"
 step speed-real-dev "$python" tools/bench_transcribe.py --manifest "${sets[real-dev]}" --limit 0
-step wer-by-source "$python" tools/plot_wer_by_source.py --exp-dir "${EXP_DIR:-recipes/librispeech/exp/natural2}" \
+step wer-by-source "$python" tools/plot_wer_by_source.py --exp-dir "${EXP_DIR:-recipes/librispeech/exp/natural3}" \
   --start recipes/librispeech/data/natural/start.pt --output "$out/wer_by_source.png" \
   --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
   fsdd-dev="${sets[fsdd-dev]}" kokoro-dev=$natural/kokoro/dev.jsonl
