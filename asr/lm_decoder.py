@@ -253,6 +253,18 @@ def _likeliest_spelling(row, first, token, word, node, space):
     return best
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _open_word_estimate(lex_node, length, lm_weight, unk_penalty, lookahead, lex_lookahead, unk_lookahead):
+    """What an open word of `length` letters at lexicon node `lex_node` (-1: no known word starts so) is expected
+    to add when it ends, bar the word bonus: the unknown-word penalty if no known word starts so, and with the
+    lookahead, the best unigram log-prob of the words below its node (or <unk>'s). 0 at a word's start."""
+    if lex_node == 0:
+        return 0.0
+    if lex_node < 0:
+        return unk_penalty * max(1.0, length / UNK_CHARS) + (lm_weight * unk_lookahead if lookahead else 0.0)
+    return lm_weight * lex_lookahead[lex_node] if lookahead else 0.0
+
+
 @numba.njit(cache=True, nogil=True)
 def _lexicon_step(first, token, child, node, tok):
     if node < 0:
@@ -344,9 +356,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                 state, n_words, n_unk, lex_node, length = beam[b, 1], beam[b, 2], beam[b, 3], beam[b, 4], beam[b, 5]
                 lm, unk_units, shortfall = beam_p[b, 2], beam_p[b, 3], beam_p[b, 4]
                 if c == space:
-                    estimate = unk_penalty * max(1.0, length / UNK_CHARS) if lex_node < 0 else 0.0
-                    if lookahead:
-                        estimate += lm_weight * (lex_lookahead[lex_node] if lex_node > 0 else unk_lookahead)
+                    estimate = _open_word_estimate(lex_node, length, lm_weight, unk_penalty, lookahead,
+                                                   lex_lookahead, unk_lookahead)
                     word = lex_word[lex_node] if lex_node >= 0 else -1
                     if word < 0:
                         if lexicon_only:
@@ -417,19 +428,15 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
         best = NEG_INF
         for s in range(n_cand):
             lex_node = cand[s, 4]
-            open_unknown = max(1.0, cand[s, 5] / UNK_CHARS) if lex_node < 0 else 0.0
-            # An open word is ranked as the word it will become: its LM estimate (the best unigram below its
-            # lexicon node, or <unk>'s), and the word bonus it will be paid at its space. Without the bonus, a
-            # negative bonus favoured prefixes in mid-word over those that had just finished one, and the search
-            # lost to pyctcdecode at LM weight 0.9, bonus -2 (BENCHMARKS.md).
-            open_lm = 0.0
-            if lookahead and lex_node > 0:
-                open_lm = lex_lookahead[lex_node]
-            elif lookahead and lex_node < 0:
-                open_lm = unk_lookahead
+            # An open word is ranked as the word it will become: its LM and unknown-word estimate, and the word
+            # bonus it will be paid at its space. Without the bonus, a negative bonus favoured prefixes in mid-word
+            # over those that had just finished one, and the search lost to pyctcdecode at LM weight 0.9, bonus -2
+            # (BENCHMARKS.md).
             open_word = 1.0 if lex_node != 0 and word_bonus_ahead else 0.0
-            scores[s] = (_logaddexp(cand_p[s, 0], cand_p[s, 1]) + lm_weight * (cand_p[s, 2] + open_lm)
-                         + word_bonus * (cand[s, 2] + open_word) + unk_penalty * (cand_p[s, 3] + open_unknown))
+            scores[s] = (_logaddexp(cand_p[s, 0], cand_p[s, 1]) + lm_weight * cand_p[s, 2]
+                         + word_bonus * (cand[s, 2] + open_word) + unk_penalty * cand_p[s, 3]
+                         + _open_word_estimate(lex_node, cand[s, 5], lm_weight, unk_penalty, lookahead,
+                                               lex_lookahead, unk_lookahead))
             best = max(best, scores[s])
         # Drop those far below the best before sorting (most are). A prefix is spared the threshold by its last
         # word's shortfall: rivals in mid-word are ranked with what they hope to pay for theirs, and one that never
