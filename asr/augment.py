@@ -92,7 +92,8 @@ def through_codec(samples: np.ndarray, codec: str, quality: float = 0.5) -> np.n
     container, encoding, rate = CODECS[codec]
     audio = resample(samples, SAMPLE_RATE, rate) if rate != SAMPLE_RATE else samples
     buffer = io.BytesIO()
-    level = {"compression_level": quality} if container != "WAV" else {}
+    # libsndfile's MP3 encoder refuses a compression level of exactly 1.0 (0.99 is its smallest file too).
+    level = {"compression_level": min(quality, 0.99) if codec == "mp3" else quality} if container != "WAV" else {}
     soundfile.write(buffer, np.clip(audio, -1, 1), rate, format=container, subtype=encoding, **level)
     buffer.seek(0)
     decoded, _ = soundfile.read(buffer, dtype="float32")

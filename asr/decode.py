@@ -26,10 +26,10 @@ class Hypothesis:
     lm_score: float | None = None  # with an LM: log P(words), natural log, before the LM weight
 
 
-def _as_numpy(log_probs) -> np.ndarray:
+def _as_numpy(log_probs, dtype=np.float64) -> np.ndarray:
     if isinstance(log_probs, torch.Tensor):
         log_probs = log_probs.detach().float().cpu().numpy()
-    log_probs = np.asarray(log_probs, dtype=np.float64)
+    log_probs = np.ascontiguousarray(log_probs, dtype=dtype)
     if log_probs.ndim != 2:
         raise ValueError(f"log_probs must be (frames, vocab), got shape {log_probs.shape}")
     return log_probs

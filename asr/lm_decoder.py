@@ -109,6 +109,9 @@ class Lexicon:
     words: tuple[str, ...]  # word id -> text, as the LM spells it
     # per node: the best unigram log-prob (natural log) of the words below it; 0 at the root and without scores
     lookahead: np.ndarray
+    # per node: a bitmask of the tokens that go on from it (bit t for token t): its children's, and the space
+    # where a word ends (not at the root)
+    letters: np.ndarray
 
 
 def _best_below(parent: np.ndarray, word: np.ndarray, word_scores: np.ndarray) -> np.ndarray:
@@ -144,6 +147,11 @@ def build_lexicon(words: Sequence[str], vocabulary: Vocabulary, unigram_score=No
     offsets = np.zeros(len(spellable) + 1, dtype=np.int64)
     np.cumsum([len(w) for w in spellable], out=offsets[1:])
     parent, token, word = _sorted_words_trie(codes.astype(np.int32), offsets)
+    if len(vocabulary) > 63:
+        raise AsrError(f"the LM search handles vocabularies of up to 63 tokens, not {len(vocabulary)}")
+    letters = np.zeros(len(parent), dtype=np.int64)
+    np.bitwise_or.at(letters, parent[1:], np.left_shift(1, token[1:].astype(np.int64)))
+    letters[1:][word[1:] >= 0] |= 1 << vocabulary.space
     # Compressed rows: a node's children are contiguous, in token order (the pass made them in that order).
     order = np.argsort(parent[1:], kind="stable") + 1
     first = np.zeros(len(parent) + 1, dtype=np.int32)
@@ -153,7 +161,7 @@ def build_lexicon(words: Sequence[str], vocabulary: Vocabulary, unigram_score=No
         lookahead = np.zeros(len(word))
     else:
         lookahead = _best_below(parent, word, np.array([unigram_score(w) for w in spellable]))
-    return Lexicon(first, token, child, word, tuple(spellable), lookahead)
+    return Lexicon(first, token, child, word, tuple(spellable), lookahead, letters)
 
 
 @numba.njit(cache=True)
@@ -231,25 +239,24 @@ def _same_prefix_slot(slot_of, cand, cand_p, beam, beam_p, b, node, n_cand):
         slot = n_cand
         n_cand += 1
         slot_of[node] = slot
-        cand[slot, :] = beam[b, :]
+        for k in range(beam.shape[1]):
+            cand[slot, k] = beam[b, k]
         cand_p[slot, 0] = -np.inf
         cand_p[slot, 1] = -np.inf
         cand_p[slot, 2] = beam_p[b, 2]
         cand_p[slot, 3] = beam_p[b, 3]
         cand_p[slot, 4] = beam_p[b, 4]
+        cand_p[slot, 5] = beam_p[b, 5]
     return slot, n_cand
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _likeliest_spelling(row, first, token, word, node, space):
-    """The likeliest token in this frame that continues lexicon node `node`: a letter of a word below it, or the
-    space if a word ends there."""
+def _likeliest_of(row, letters):
+    """The likeliest token in this frame among those whose bits are set in `letters`."""
     best, best_lp = -1, -np.inf
-    for i in range(first[node], first[node + 1]):
-        if row[token[i]] > best_lp:
-            best, best_lp = token[i], row[token[i]]
-    if node > 0 and word[node] >= 0 and row[space] > best_lp:
-        best = space
+    for c in range(row.shape[0]):
+        if (letters >> c) & 1 and row[c] > best_lp:
+            best, best_lp = c, row[c]
     return best
 
 
@@ -280,14 +287,16 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             node_parent, node_token, node_frame, node_seen, node_best, node_count, children,
             beam, beam_p, beam_count,
             cand, cand_p, slot_of, merge_table,
-            lex_first, lex_token, lex_child, lex_word, lex_lookahead,
+            lex_first, lex_token, lex_child, lex_word, lex_lookahead, lex_letters,
             cache_score, cache_state, n_words_key, requests):
     """Advance the beam from frame `t`. Returns (frame reached, status): status 0 when all frames are done,
     _NEED_LM when `requests` holds (state, word) pairs to score first, _NEED_ROOM when the trie needs compaction.
 
-    beam[b] = (node, LM state, words, unknown words, lexicon node, letters of the open word);
+    beam[b] = (node, LM state, words, unknown words, lexicon node, letters of the open word, the tokens that go on
+    from the lexicon node as a bitmask (Lexicon.letters; -1 until looked up));
     beam_p[b] = (p_blank, p_label, LM log-prob, unknown-word penalty units, shortfall of the last word: how much
-    less it scored when it ended than the estimate it had been ranked with).
+    less it scored when it ended than the estimate it had been ranked with, its open word's estimate:
+    `_open_word_estimate`, kept so that the ranking reads no trie).
     node_frame[n] is the frame at which node n's token was emitted on the likeliest way into that prefix
     (node_best[n], its log-prob then), counted since the prefix last entered the beam (node_seen[n]: the last
     frame it was in the beam).
@@ -314,10 +323,12 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             if row[c] > row[best_token]:
                 best_token = c
         n_tried = 0  # the tokens every prefix tries in this frame (blank always, so each has a way through it)
+        tried_letters = 0  # the same as a bitmask
         for c in range(ntok):
             if row[c] >= token_min_logp or c == best_token or c == blank:
                 tried[n_tried] = c
                 n_tried += 1
+                tried_letters |= 1 << c
         n_cand = 0
         n_req = 0
         for b in range(beam_count[0]):
@@ -329,10 +340,11 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             # (or its space, if it is one). Where the model hears letters no word continues with (a swallowed N
             # in "DAM-ABLE"), every prefix could otherwise only wait on blanks, and the first word that fits the
             # later letters swallows the words between ("THE DEMOBBED" for "THE DAMNABLE FEATURE OF THE BARBED").
+            # (The letters that go on are kept with the prefix as a bitmask, so this reads no trie.)
             n_try = n_tried
-            if beam[b, 4] > 0:
-                own_best = _likeliest_spelling(row, lex_first, lex_token, lex_word, beam[b, 4], space)
-                if own_best >= 0 and row[own_best] < token_min_logp and own_best != best_token:
+            if beam[b, 4] > 0 and beam[b, 6] & tried_letters == 0:  # else the likeliest is tried already
+                own_best = _likeliest_of(row, beam[b, 6])
+                if own_best >= 0:
                     tried[n_tried] = own_best
                     n_try += 1
             for i in range(n_try):
@@ -356,8 +368,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                 state, n_words, n_unk, lex_node, length = beam[b, 1], beam[b, 2], beam[b, 3], beam[b, 4], beam[b, 5]
                 lm, unk_units, shortfall = beam_p[b, 2], beam_p[b, 3], beam_p[b, 4]
                 if c == space:
-                    estimate = _open_word_estimate(lex_node, length, lm_weight, unk_penalty, lookahead,
-                                                   lex_lookahead, unk_lookahead)
+                    estimate = beam_p[b, 5]
                     word = lex_word[lex_node] if lex_node >= 0 else -1
                     if word < 0:
                         if lexicon_only:
@@ -387,7 +398,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                 if child < 0:
                     child = node_count[0]
                     node_count[0] += 1
-                    children[child, :] = -1
+                    for k in range(ntok):  # (loops, not slices: numba's slices cost more at this size)
+                        children[child, k] = -1
                     node_parent[child] = node
                     node_token[child] = c
                     node_seen[child] = -2
@@ -408,11 +420,14 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                     cand[slot, 3] = n_unk
                     cand[slot, 4] = lex_node
                     cand[slot, 5] = length
+                    cand[slot, 6] = -1  # looked up if the prefix is kept
                     cand_p[slot, 0] = NEG_INF
                     cand_p[slot, 1] = NEG_INF
                     cand_p[slot, 2] = lm
                     cand_p[slot, 3] = unk_units
                     cand_p[slot, 4] = shortfall
+                    cand_p[slot, 5] = _open_word_estimate(lex_node, length, lm_weight, unk_penalty, lookahead,
+                                                          lex_lookahead, unk_lookahead)
                 cand_p[slot, 1] = _logaddexp(cand_p[slot, 1], source + lp)
         for s in range(n_cand):  # leave slot_of all -1 for the next frame
             slot_of[cand[s, 0]] = -1
@@ -435,8 +450,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             open_word = 1.0 if lex_node != 0 and word_bonus_ahead else 0.0
             scores[s] = (_logaddexp(cand_p[s, 0], cand_p[s, 1]) + lm_weight * cand_p[s, 2]
                          + word_bonus * (cand[s, 2] + open_word) + unk_penalty * cand_p[s, 3]
-                         + _open_word_estimate(lex_node, cand[s, 5], lm_weight, unk_penalty, lookahead,
-                                               lex_lookahead, unk_lookahead))
+                         + cand_p[s, 5])
             best = max(best, scores[s])
         # Drop those far below the best before sorting (most are). A prefix is spared the threshold by its last
         # word's shortfall: rivals in mid-word are ranked with what they hope to pay for theirs, and one that never
@@ -448,7 +462,17 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             if scores[s] >= floor - cand_p[s, 4]:
                 near[n_near] = s
                 n_near += 1
-        order = near[:n_near][np.argsort(-scores[near[:n_near]])]
+        if n_near <= 64:  # an insertion sort of a few is much faster than argsort's allocations
+            for i in range(1, n_near):
+                s, score = near[i], scores[near[i]]
+                j = i - 1
+                while j >= 0 and scores[near[j]] < score:
+                    near[j + 1] = near[j]
+                    j -= 1
+                near[j + 1] = s
+            order = near[:n_near]
+        else:
+            order = near[:n_near][np.argsort(-scores[near[:n_near]])]
         kept = 0
         mask = merge_table.shape[0] - 1
         if recombine:
@@ -466,8 +490,12 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                 if merge_table[h] >= 0:
                     continue
                 merge_table[h] = kept
-            beam[kept, :] = cand[s, :]
-            beam_p[kept, :] = cand_p[s, :]
+            for k in range(beam.shape[1]):
+                beam[kept, k] = cand[s, k]
+            for k in range(beam_p.shape[1]):
+                beam_p[kept, k] = cand_p[s, k]
+            if beam[kept, 6] < 0 and lex_node > 0:
+                beam[kept, 6] = lex_letters[lex_node]
             node_seen[cand[s, 0]] = t
             kept += 1
         beam_count[0] = kept
@@ -558,6 +586,7 @@ def _start(node_parent, node_token, node_seen, node_best, node_count, children, 
     beam_p[0, 2] = 0.0
     beam_p[0, 3] = 0.0
     beam_p[0, 4] = 0.0
+    beam_p[0, 5] = 0.0
     beam_count[0] = 1
 
 
@@ -626,9 +655,9 @@ class _SearchState:
                 node_frame=np.empty(capacity, dtype=np.int64), node_seen=np.empty(capacity, dtype=np.int64),
                 node_best=np.empty(capacity, dtype=np.float64), node_count=np.ones(1, dtype=np.int64),
                 children=np.full((capacity, ntok), -1, dtype=np.int64),  # (node, token) -> node, dense
-                beam=np.zeros((width, 6), dtype=np.int64), beam_p=np.zeros((width, 5), dtype=np.float64),
+                beam=np.zeros((width, 7), dtype=np.int64), beam_p=np.zeros((width, 6), dtype=np.float64),
                 beam_count=np.ones(1, dtype=np.int64),
-                cand=np.zeros((width * ntok, 6), dtype=np.int64), cand_p=np.zeros((width * ntok, 5)),
+                cand=np.zeros((width * ntok, 7), dtype=np.int64), cand_p=np.zeros((width * ntok, 6)),
                 slot_of=np.full(capacity, -1, dtype=np.int64),  # node -> candidate slot this frame
                 requests=np.full((width * ntok, 2), -1, dtype=np.int64), final=np.zeros((width, 5)),
                 merge_table=np.full(1 << (2 * width).bit_length(), -1, dtype=np.int64))
@@ -660,6 +689,7 @@ class LmBeamSearchDecoder:
         self.query_words = list(words) + ["<unk>", "</s>"]
         self.n_words_key = len(self.query_words)
         self._idle_states: queue.SimpleQueue = queue.SimpleQueue()  # working memories not in use by a thread
+        self._params = self._search_params()
 
     @staticmethod
     def _unigram_scorer(lm: LanguageModel):
@@ -675,7 +705,16 @@ class LmBeamSearchDecoder:
         other = object.__new__(LmBeamSearchDecoder)
         other.__dict__.update(self.__dict__)
         other.options = replace(self.options, **changes)
+        other._params = other._search_params()
         return other  # shares the LM-score caches: they do not depend on the options
+
+    def _search_params(self) -> np.ndarray:
+        """The options as the compiled search reads them."""
+        options = self.options
+        return np.array([options.lm_weight, options.word_bonus, options.unk_penalty, options.beam_threshold,
+                         options.token_min_logp, float(options.lexicon_only), float(options.lm_weight != 0),
+                         float(options.lm_lookahead), self.unk_lookahead, float(options.word_bonus_lookahead)],
+                        dtype=np.float64)
 
     def _take_state(self) -> _SearchState:
         """A working memory no other thread is using: an idle one (its LM-score cache warm), or a new one."""
@@ -723,7 +762,7 @@ class LmBeamSearchDecoder:
             self._idle_states.put(state)
 
     def _decode_with(self, state: _SearchState, log_probs, nbest: int) -> list[Hypothesis]:
-        log_probs = np.ascontiguousarray(_as_numpy(log_probs), dtype=np.float32)
+        log_probs = _as_numpy(log_probs, np.float32)  # no copy of float32 input: a copy costs 5% at beam 10
         ntok = log_probs.shape[1]
         if ntok != len(self.vocabulary):
             raise AsrError(f"log-probs have {ntok} classes but the vocabulary has {len(self.vocabulary)}")
@@ -733,10 +772,7 @@ class LmBeamSearchDecoder:
             log_probs[:, self.vocabulary.blank] -= options.blank_penalty
         if len(state.states) > state.max_states:
             state.reset()
-        params = np.array([options.lm_weight, options.word_bonus, options.unk_penalty, options.beam_threshold,
-                           options.token_min_logp, float(options.lexicon_only),
-                           float(options.lm_weight != 0), float(options.lm_lookahead), self.unk_lookahead,
-                           float(options.word_bonus_lookahead)], dtype=np.float64)
+        params = self._params
         width = options.beam_size
         space = state.workspace(width, ntok)
         capacity = space["capacity"]
@@ -753,7 +789,7 @@ class LmBeamSearchDecoder:
             t, status = _search(log_probs, t, params, self.vocabulary.blank, self.vocabulary.space, ntok,
                                 self.unk_id, node_parent, node_token, node_frame, node_seen, node_best, node_count,
                                 children, beam, beam_p, beam_count, cand, cand_p, slot_of, space["merge_table"],
-                                lex.first, lex.token, lex.child, lex.word, lex.lookahead,
+                                lex.first, lex.token, lex.child, lex.word, lex.lookahead, lex.letters,
                                 state.cache_score, state.cache_state, self.n_words_key, requests)
             if status == _NEED_LM:
                 self._answer(state, requests)

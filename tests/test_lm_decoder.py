@@ -106,6 +106,28 @@ def test_lookahead_is_the_best_unigram_a_partial_word_can_become(lm):
     assert lexicon.lookahead[node_of("THE")] == pytest.approx(unigram("THE"))
 
 
+def test_each_lexicon_node_knows_the_tokens_that_go_on_from_it(lm):
+    lexicon = LmBeamSearchDecoder(VOCAB, lm).lexicon
+
+    def tokens_after(node):
+        return {int(t) for t in np.flatnonzero([(int(lexicon.letters[node]) >> t) & 1 for t in range(len(VOCAB))])}
+
+    def node_of(letters):
+        node = 0
+        for token in VOCAB.encode(letters):
+            children = range(lexicon.first[node], lexicon.first[node + 1])
+            node = next(lexicon.child[i] for i in children if lexicon.token[i] == token)
+        return node
+
+    assert tokens_after(node_of("CA")) == set(VOCAB.encode("T"))
+    assert tokens_after(node_of("THE")) == {VOCAB.space}  # a word ends there; no word goes on
+    assert tokens_after(0) == set(VOCAB.encode("ACDMORST"))  # the first letters of A CAT DOG MAT ON RAN SAT THE
+    assert VOCAB.space not in tokens_after(0)  # no empty word
+    for node in range(len(lexicon.word)):  # the bitmask holds exactly the children's tokens (and the space)
+        children = set(lexicon.token[lexicon.first[node]:lexicon.first[node + 1]].tolist())
+        assert tokens_after(node) == children | ({VOCAB.space} if node and lexicon.word[node] >= 0 else set())
+
+
 def test_lookahead_keeps_the_likelier_word_in_a_narrow_beam(lm):
     # The acoustics slightly prefer D over C after "THE ", and a beam of one keeps a single prefix. Without
     # lookahead "THE D" and "THE C" differ only acoustically, so "THE D" stays, and no word goes on "D...AT".

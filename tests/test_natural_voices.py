@@ -87,6 +87,13 @@ def test_codecs_keep_length_and_speech_band(codec):
         assert np.std(augment.through_codec(high, codec)) < 0.05 * np.std(high)
 
 
+@pytest.mark.parametrize("codec", ["opus", "mp3"])
+def test_lossy_codecs_take_every_quality_the_corpus_plan_draws(codec):
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)).astype(np.float32)
+    for quality in (0.2, 1.0):  # the plan draws 0.2 to 1.0; libsndfile's MP3 encoder refused exactly 1.0
+        assert augment.through_codec(tone, codec, quality).shape == tone.shape
+
+
 def test_microphone_colouring_cuts_bass_and_lifts_presence():
     t = np.arange(16000) / 16000
     bass = np.sin(2 * np.pi * 60 * t).astype(np.float32)

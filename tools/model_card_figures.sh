@@ -4,6 +4,8 @@
 #   bash tools/model_card_figures.sh [OUTPUT_DIR]      (default: model-card-figures/)
 #   EXP_DIR=recipes/librispeech/exp/natural3            the bundled model's training run, for the WER-by-source
 #                                                       curve (default: that one)
+#   START=recipes/librispeech/data/natural/start-bef74fc.pt   the weights that run started from (natural.sh
+#                                                       writes them as start-<commit>.pt; default: that one)
 #
 # Needs the recipe's corpora and manifests (recipes/librispeech: ./natural.sh --stop-stage 3) and, for the
 # comparison, PocketSphinx (pip install pocketsphinx). The first part (the model card's tables) takes about 25
@@ -49,7 +51,7 @@ step pocketsphinx "$python" tools/compare_pocketsphinx.py --pocketsphinx-cache "
   fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}"
 step speed-real-dev "$python" tools/bench_transcribe.py --manifest "${sets[real-dev]}" --limit 0
 step wer-by-source "$python" tools/plot_wer_by_source.py --exp-dir "${EXP_DIR:-recipes/librispeech/exp/natural3}" \
-  --start recipes/librispeech/data/natural/start.pt --output "$out/wer_by_source.png" \
+  --start "${START:-recipes/librispeech/data/natural/start-bef74fc.pt}" --output "$out/wer_by_source.png" \
   --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
   fsdd-dev="${sets[fsdd-dev]}" kokoro-dev=$natural/kokoro/dev.jsonl
 step by-condition "$python" tools/wer_by_condition.py --errors "$out/test-lm.errors.txt" --metadata "$metadata"

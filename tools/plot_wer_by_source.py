@@ -3,7 +3,7 @@ kept (epoch checkpoints, and snapshots of `checkpoints/last.pt` copied into `EXP
 final model.
 
     python tools/plot_wer_by_source.py --exp-dir recipes/librispeech/exp/natural \
-        --start recipes/librispeech/data/natural/start.pt --output wer_by_source.png \
+        --start recipes/librispeech/data/natural/start-bef74fc.pt --output wer_by_source.png \
         --sets real-dev=M/real-dev.jsonl speechocean762-dev=M/speechocean762-dev.jsonl ...
 
 Greedy decoding (no LM), so the curves show what the acoustic model learnt, not the LM. A checkpoint already scored

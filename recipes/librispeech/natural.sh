@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # A model that hears real and natural voices, meant to become the bundled default: every command from the corpora to
 # `asr export`, in numbered, idempotent stages (run all, or some with --stage N --stop-stage M). It starts from the
-# weights of the synthetic-only bundled model (taken from git at a fixed commit) and trains on a mix of
-# real recorded speech, Kokoro neural voices and the classic synthetic corpus.
+# weights of an earlier bundled model (taken from git at a fixed commit; by default the last synthetic-only one) and
+# trains on a mix of real recorded speech, Kokoro neural voices and the classic synthetic corpus.
 #
 #   0 classic   the classic synthetic corpus: 3 h of train speech and the evaluation sets (run.sh stages 0-1)
-#   1 kokoro    Kokoro neural voices: train, dev and the held-out test set (voices no train speaker contains)
+#   1 kokoro    Kokoro neural voices: train, dev and the held-out test set (voices no train speaker contains), and
+#               with --kokoro-more-hours, more train speech in a second corpus (new sentences and speakers)
 #   2 real      speechocean762 and FSDD manifests (train and dev speakers), and real-dev (measuring only)
 #   3 mix       the training mix (small real corpora repeated) and the validation mix
-#   4 train     asr train from the previous default's weights
+#   4 train     asr train from the weights of --start-commit's bundled model
 #   5 lm        a word 4-gram LM from the public-domain books and the modern English text
 #   6 tune      LM weight, word bonus and beam chosen on the dev mix (never a test set)
 #   7 package   asr export with int8 weights (--package-dir ../../asr/models makes the bundled default)
@@ -27,6 +28,7 @@ exp_dir=exp/natural
 start_commit=bef74fc                  # the last commit whose asr/models/default.pt was synthetic-only
 classic_train_hours=3
 kokoro_train_hours=1.0
+kokoro_more_hours=0                   # grow the Kokoro train speech to this many hours (0: no second corpus)
 kokoro_dev_hours=0.1
 kokoro_test_hours=0.35
 real_repeats=3                        # speechocean762 and FSDD heard this many times an epoch
@@ -49,9 +51,12 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 options (defaults in brackets):
   --stage N / --stop-stage M    first and last stage to run [0 / 7]
   --exp-dir DIR                 experiment folder [exp/natural]
+  --start-commit C              train from the bundled model of this git commit [bef74fc, the last synthetic-only]
   --epochs "N [M ...]"          train to N epochs, then resume on to M, ... [2]
   --learning-rate LR            peak learning rate [5e-4]
   --kokoro-train-hours H        hours of Kokoro train speech [1.0]
+  --kokoro-more-hours H         grow it to H hours in a second corpus, data/natural/kokoro-more: the first
+                                corpus stays what earlier runs heard [0, none]
   --real-repeats N / --kokoro-repeats N / --classic-repeats N   times each is heard per epoch [3 / 5 / 2]
   --package-dir DIR             where stage 7 writes the model [exp_dir/package]
 USAGE
@@ -65,6 +70,8 @@ while [ $# -gt 0 ]; do
     --epochs) epochs=$2; shift 2 ;;
     --learning-rate) learning_rate=$2; shift 2 ;;
     --kokoro-train-hours) kokoro_train_hours=$2; shift 2 ;;
+    --kokoro-more-hours) kokoro_more_hours=$2; shift 2 ;;
+    --start-commit) start_commit=$2; shift 2 ;;
     --real-repeats) real_repeats=$2; shift 2 ;;
     --kokoro-repeats) kokoro_repeats=$2; shift 2 ;;
     --classic-repeats) classic_repeats=$2; shift 2 ;;
@@ -89,12 +96,19 @@ if run_stage 0 classic; then
   done_stage 0
 fi
 
+kokoro_text="--text $text/books_norm.txt.gz $text/modern_conversation.txt.gz $text/modern_dialogue.txt.gz
+  $text/modern_short.txt.gz --text-shares 0.3 0.2 0.15 0.15 --short-share 0.2 --min-words 1 --seed 0 --no-progress"
 if run_stage 1 kokoro; then
   asr corpus synth --voices kokoro --root "$natural_dir/kokoro" --hours "$kokoro_train_hours" \
-    --dev-hours "$kokoro_dev_hours" --test-hours "$kokoro_test_hours" \
-    --text $text/books_norm.txt.gz $text/modern_conversation.txt.gz $text/modern_dialogue.txt.gz \
-    $text/modern_short.txt.gz --text-shares 0.3 0.2 0.15 0.15 --short-share 0.2 --min-words 1 --seed 0 --no-progress
+    --dev-hours "$kokoro_dev_hours" --test-hours "$kokoro_test_hours" $kokoro_text
   asr corpus prepare --root "$natural_dir/kokoro" --splits train dev test --output-dir "$manifests/kokoro"
+  if [ "$kokoro_more_hours" != 0 ]; then
+    # The plan for more hours starts with the plan for fewer, so skipping the first corpus's hours leaves new
+    # sentences and, as the plan goes on, new speakers; dev and test stay as they were.
+    asr corpus synth --voices kokoro --root "$natural_dir/kokoro-more" --hours "$kokoro_more_hours" \
+      --skip-train-hours "$kokoro_train_hours" --dev-hours 0 --test-hours 0 $kokoro_text
+    asr corpus prepare --root "$natural_dir/kokoro-more" --splits train --output-dir "$manifests/kokoro-more"
+  fi
   done_stage 1
 fi
 
@@ -104,10 +118,14 @@ if run_stage 2 real; then
   done_stage 2
 fi
 
+train_mix=$exp_dir/train-mix.jsonl
 if run_stage 3 mix; then
-  python local/mix_manifests.py --output "$manifests/train-mix.jsonl" --summary "$exp_dir/data_mix.json" --input \
+  kokoro_more=""
+  [ "$kokoro_more_hours" = 0 ] || kokoro_more="kokoro-more=$manifests/kokoro-more/train.jsonl:$kokoro_repeats"
+  python local/mix_manifests.py --output "$train_mix" --summary "$exp_dir/data_mix.json" --input \
     speechocean762="$manifests/speechocean762-train.jsonl:$real_repeats" fsdd="$manifests/fsdd-train.jsonl:$real_repeats" \
-    kokoro="$manifests/kokoro/train.jsonl:$kokoro_repeats" classic="$data_dir/manifests/train.jsonl:$classic_repeats"
+    kokoro="$manifests/kokoro/train.jsonl:$kokoro_repeats" $kokoro_more \
+    classic="$data_dir/manifests/train.jsonl:$classic_repeats"
   python local/make_valid_subset.py --manifest "$manifests/fsdd-dev.jsonl" --output "$manifests/fsdd-valid.jsonl" \
     --utterances 100
   python local/mix_manifests.py --output "$manifests/valid-mix.jsonl" --input \
@@ -117,14 +135,14 @@ if run_stage 3 mix; then
 fi
 
 if run_stage 4 train; then
-  start=$natural_dir/start.pt
+  start=$natural_dir/start-$start_commit.pt
   [ -f "$start" ] || git show "$start_commit:asr/models/default.pt" > "$start"
   # Each planned count resumes the run and trains on to it. Raising the count stretches the cosine decay over the
   # new total, so the learning rate jumps back to where the longer schedule is (a warm restart): exp/natural3 was
   # exp/natural2's run taken on from 2 epochs to 4 (RESULTS.md).
   for planned_epochs in $epochs; do
     bash ../../tools/snapshot_checkpoints.sh "$exp_dir" &   # checkpoints kept for the WER-by-source curve
-    asr train --train-data "$manifests/train-mix.jsonl" --valid-manifest "$manifests/valid-mix.jsonl" \
+    asr train --train-data "$train_mix" --valid-manifest "$manifests/valid-mix.jsonl" \
       --exp-dir "$exp_dir" --preset base --device cpu --no-progress --set model.hidden_size=384 \
       --set model.outputs_per_step=2 --set train.init_from="$start" --set train.epochs="$planned_epochs" \
       --set train.learning_rate="$learning_rate" --set train.warmup_steps=100 --set train.pad_seconds=0.4
