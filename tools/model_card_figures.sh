@@ -6,6 +6,8 @@
 #                                                       curve (default: that one)
 #   START=recipes/librispeech/data/natural/start-bef74fc.pt   the weights that run started from (natural.sh
 #                                                       writes them as start-<commit>.pt; default: that one)
+#   POCKETSPHINX=no                                     leave out PocketSphinx (its figures do not change with
+#                                                       our model; it is the slowest step of the first part)
 #
 # Needs the recipe's corpora and manifests (recipes/librispeech: ./natural.sh --stop-stage 3) and, for the
 # comparison, PocketSphinx (pip install pocketsphinx). The first part (the model card's tables) takes about 25
@@ -46,7 +48,7 @@ for set in real-dev speechocean762-dev fsdd-dev kokoro-test test dev dev-clean-t
   step "$set-lm" "$asr" evaluate --manifest "${sets[$set]}" --errors-file "$out/$set-lm.errors.txt" --no-progress
   step "$set-greedy" "$asr" evaluate --manifest "${sets[$set]}" --no-lm --no-progress
 done
-step pocketsphinx "$python" tools/compare_pocketsphinx.py --pocketsphinx-cache "$out/pocketsphinx-cache.json" \
+[ "${POCKETSPHINX:-yes}" = no ] || step pocketsphinx "$python" tools/compare_pocketsphinx.py --pocketsphinx-cache "$out/pocketsphinx-cache.json" \
   --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
   fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}"
 step speed-real-dev "$python" tools/bench_transcribe.py --manifest "${sets[real-dev]}" --limit 0
