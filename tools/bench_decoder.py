@@ -5,7 +5,8 @@ The acoustic model runs once over the manifest; then in every cell each decoder 
 log-probs with the same LM and weights, on one thread. Each row prints the WERs, how often each side's transcript
 scores higher under the objective both maximise where the two disagree (search errors: "peer better / ours"), and
 how many times faster ours is (ours keeps an LM-score cache across utterances, warmed first on other utterances of
-the manifest, see --warmup; the peers' caches last one utterance). Flashlight's lexicon decoder only spells words of its lexicon, so it is compared
+the manifest, see --warmup, and every cell starts from that same cache, so no cell gains from what an earlier one
+asked about the same utterances; the peers' caches last one utterance). Flashlight's lexicon decoder only spells words of its lexicon, so it is compared
 with ours under the same constraint (`ours, lexicon`); pyctcdecode, like ours by default, also allows unknown words
 at a penalty. The last line names every cell where ours loses.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import queue
 import os
 import platform
 import sys
@@ -34,7 +36,7 @@ import numpy as np
 from asr.checkpoint import load_model_file
 from asr.evaluate import model_outputs
 from asr.lm import LanguageModel
-from asr.lm_decoder import UNK_CHARS, DecoderOptions, LmBeamSearchDecoder
+from asr.lm_decoder import UNK_CHARS, DecoderOptions, LmBeamSearchDecoder, _SearchState
 from asr.metrics import word_error_rate
 from asr.transcribe import Recognizer
 
@@ -45,6 +47,18 @@ def timed(decode_all):
     started = time.perf_counter()
     texts = decode_all()
     return texts, time.perf_counter() - started
+
+
+def from_cache(decoder: LmBeamSearchDecoder, warmed: _SearchState) -> LmBeamSearchDecoder:
+    """`decoder` with its own copy of the LM-score cache in `warmed` (its working memory otherwise shared)."""
+    state = object.__new__(_SearchState)
+    state.__dict__.update(warmed.__dict__)
+    state.states, state.state_id = list(warmed.states), dict(warmed.state_id)
+    state.cache_score, state.cache_state = warmed.cache_score.copy(), warmed.cache_state.copy()
+    decoder = decoder.with_options()
+    decoder._idle_states = queue.SimpleQueue()
+    decoder._idle_states.put(state)
+    return decoder
 
 
 def ours(decoder: LmBeamSearchDecoder, batch, threads: int):
@@ -163,13 +177,14 @@ def main() -> int:
           "every decoder on one thread", flush=True)
 
     base = LmBeamSearchDecoder(recognizer.vocabulary, lm, DecoderOptions(beam_threshold=10.0, token_min_logp=-5.0))
-    base.decode(plain_batch[0])  # load numba's cached machine code (or compile it, the first time) before timing
     warmup_batch = [outputs.log_probs[u.id].numpy().astype(np.float32) for u in warmup]
+    base.decode((warmup_batch or plain_batch)[0])  # load numba's machine code (or compile it) before timing
     for alpha in weights if warmup_batch else []:
         for beta in bonuses:
             ours(base.with_options(lm_weight=alpha, word_bonus=beta, beam_size=max(args.beams)), warmup_batch, 1)
     if warmup_batch:
         print(f"ours' LM-score cache warmed on {len(warmup_batch)} other utterances", flush=True)
+    warmed = base._take_state()  # the cache every cell starts from
     lexicon_path = Path(tempfile.mkdtemp()) / "lexicon.txt"
     lexicon_path.write_text("".join(f"{w}\t{' '.join(w)} |\n" for w in base.lexicon.words), encoding="utf-8")
     rows, losses = [], []
@@ -191,13 +206,14 @@ def main() -> int:
                     row = {"penalties": penalties, "alpha": alpha, "beta": beta, "beam": beam}
                     decoder = base.with_options(**{k: getattr(options, k) for k in
                                                    ("lm_weight", "word_bonus", "unk_penalty")}, beam_size=beam)
+                    decoder = from_cache(decoder, warmed)
                     mine, row["ours_s"] = timed(lambda: ours(decoder, batch, 1))
                     row["ours"] = 100 * word_error_rate(references, mine).rate
                     if py_decoder is not None:
                         theirs, row["py_s"] = timed(lambda: pyctcdecode_decode(py_decoder, batch, beam, options))
                         row["py"] = 100 * word_error_rate(references, theirs).rate
                         row["py_errors"] = search_errors(batch, mine, theirs, recognizer.vocabulary, lm, options)
-                    lexicon_decoder = decoder.with_options(lexicon_only=True)
+                    lexicon_decoder = from_cache(decoder.with_options(lexicon_only=True), warmed)
                     mine, row["lex_s"] = timed(lambda: ours(lexicon_decoder, batch, 1))
                     row["lex"] = 100 * word_error_rate(references, mine).rate
                     if "flashlight" not in args.skip:
