@@ -56,7 +56,8 @@ options (defaults in brackets):
   --learning-rate LR            peak learning rate [5e-4]
   --kokoro-train-hours H        hours of Kokoro train speech [1.0]
   --kokoro-more-hours H         grow it to H hours in a second corpus, data/natural/kokoro-more: the first
-                                corpus stays what earlier runs heard [0, none]
+                                corpus stays what earlier runs heard; a later, larger H grows the second one
+                                (its manifest takes every file there) [0, none]
   --real-repeats N / --kokoro-repeats N / --classic-repeats N   times each is heard per epoch [3 / 5 / 2]
   --package-dir DIR             where stage 7 writes the model [exp_dir/package]
 USAGE
