@@ -180,6 +180,33 @@ def test_batcher_survives_a_failing_batch():
     batcher.close()
 
 
+def test_batcher_outlives_a_request_whose_event_loop_closed():
+    from asr.serve.batcher import Batcher
+    from asr.transcript import Transcript
+
+    release = threading.Event()
+
+    def slow(waveforms):
+        release.wait(5)
+        return [Transcript("ok", (), 1.0, 0.1) for _ in waveforms]
+
+    batcher = Batcher(slow, max_batch=2, batch_wait=0.0)
+
+    async def leave_early():  # the loop closes while the worker still transcribes
+        asyncio.ensure_future(batcher.transcribe(np.zeros(10, np.float32)))
+        await asyncio.sleep(0.2)
+
+    asyncio.run(leave_early())
+    release.set()
+    time.sleep(0.2)  # the worker settles into the closed loop
+
+    async def ask():
+        return (await asyncio.wait_for(batcher.transcribe(np.zeros(10, np.float32)), 5)).text
+
+    assert asyncio.run(ask()) == "ok"  # the worker lived on
+    batcher.close()
+
+
 class SlowRecognizer:
     """Stands in for a `Recognizer`: answers every waveform after `seconds`."""
 

@@ -118,7 +118,10 @@ class Batcher:
                 spent = (time.monotonic() - started) / len(live)
                 self._seconds_per_request = 0.8 * self._seconds_per_request + 0.2 * spent
             for job, result in zip(live, results):
-                job.loop.call_soon_threadsafe(_settle, job.future, result)
+                try:
+                    job.loop.call_soon_threadsafe(_settle, job.future, result)
+                except RuntimeError:  # its event loop has closed (the server is stopping): nobody is waiting
+                    pass
 
 
 def _settle(future: asyncio.Future, result) -> None:
