@@ -6,9 +6,9 @@ log-probs with the same LM and weights, on one thread. Each row prints the WERs,
 scores higher under the objective both maximise where the two disagree (search errors: "peer better / ours"), and
 how many times faster ours is (ours keeps an LM-score cache across utterances, warmed first on other utterances of
 the manifest, see --warmup, and every cell starts from that same cache, so no cell gains from what an earlier one
-asked about the same utterances; the peers' caches last one utterance). Flashlight's lexicon decoder only spells words of its lexicon, so it is compared
-with ours under the same constraint (`ours, lexicon`); pyctcdecode, like ours by default, also allows unknown words
-at a penalty. The last line names every cell where ours loses.
+asked about the same utterances; the peers' caches last one utterance). Flashlight's lexicon decoder only spells
+words of its lexicon, so it is compared with ours under the same constraint (`ours, lexicon`); pyctcdecode, like
+ours by default, also allows unknown words at a penalty. The last line names every cell where ours loses.
 
     python tools/bench_decoder.py --model asr/models/default.pt --lm asr/models/default-lm.bin \
         --manifest recipes/librispeech/data/manifests/test.jsonl --limit 160 \
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import queue
 import os
 import platform
+import queue
 import sys
 import tempfile
 import time

@@ -48,8 +48,8 @@ for set in real-dev speechocean762-dev fsdd-dev kokoro-test test dev dev-clean-t
   step "$set-lm" "$asr" evaluate --manifest "${sets[$set]}" --errors-file "$out/$set-lm.errors.txt" --no-progress
   step "$set-greedy" "$asr" evaluate --manifest "${sets[$set]}" --no-lm --no-progress
 done
-[ "${POCKETSPHINX:-yes}" = no ] || step pocketsphinx "$python" tools/compare_pocketsphinx.py --pocketsphinx-cache "$out/pocketsphinx-cache.json" \
-  --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
+[ "${POCKETSPHINX:-yes}" = no ] || step pocketsphinx "$python" tools/compare_pocketsphinx.py \
+  --pocketsphinx-cache "$out/pocketsphinx-cache.json" --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
   fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}"
 step speed-real-dev "$python" tools/bench_transcribe.py --manifest "${sets[real-dev]}" --limit 0
 step wer-by-source "$python" tools/plot_wer_by_source.py --exp-dir "${EXP_DIR:-recipes/librispeech/exp/natural4}" \
