@@ -49,8 +49,8 @@ for set in real-dev speechocean762-dev fsdd-dev kokoro-test test dev dev-clean-t
   step "$set-greedy" "$asr" evaluate --manifest "${sets[$set]}" --no-lm --no-progress
 done
 [ "${POCKETSPHINX:-yes}" = no ] || step pocketsphinx "$python" tools/compare_pocketsphinx.py \
-  --pocketsphinx-cache "$out/pocketsphinx-cache.json" --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
-  fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}"
+  --pocketsphinx-cache "$out/pocketsphinx-cache.json" --sets real-dev="${sets[real-dev]}" \
+  speechocean762-dev="${sets[speechocean762-dev]}" fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}"
 step speed-real-dev "$python" tools/bench_transcribe.py --manifest "${sets[real-dev]}" --limit 0
 step wer-by-source "$python" tools/plot_wer_by_source.py --exp-dir "${EXP_DIR:-recipes/librispeech/exp/natural4}" \
   --start "${START:-recipes/librispeech/data/natural/start-a45850f.pt}" --output "$out/wer_by_source.png" \
