@@ -134,6 +134,8 @@ def _raise_parents(best, parent_of):
 def build_lexicon(words: Sequence[str], vocabulary: Vocabulary, unigram_score=None) -> Lexicon:
     """The trie of `words` the acoustic model can spell; `unigram_score(word)` (natural log), when given, sets the
     lookahead of each node. Word ids follow the words' order by token."""
+    if len(vocabulary) > 63:  # Lexicon.letters is a bitmask over tokens in an int64
+        raise AsrError(f"the LM search handles vocabularies of up to 63 tokens, not {len(vocabulary)}")
     letters = {char: i for i, char in enumerate(vocabulary.tokens)
                if len(char) == 1 and i not in (vocabulary.blank, vocabulary.space)}
     # <s>, </s>, <unk>, and words with characters the acoustic model cannot emit are left out.
@@ -147,11 +149,9 @@ def build_lexicon(words: Sequence[str], vocabulary: Vocabulary, unigram_score=No
     offsets = np.zeros(len(spellable) + 1, dtype=np.int64)
     np.cumsum([len(w) for w in spellable], out=offsets[1:])
     parent, token, word = _sorted_words_trie(codes.astype(np.int32), offsets)
-    if len(vocabulary) > 63:
-        raise AsrError(f"the LM search handles vocabularies of up to 63 tokens, not {len(vocabulary)}")
-    letters = np.zeros(len(parent), dtype=np.int64)
-    np.bitwise_or.at(letters, parent[1:], np.left_shift(1, token[1:].astype(np.int64)))
-    letters[1:][word[1:] >= 0] |= 1 << vocabulary.space
+    goes_on = np.zeros(len(parent), dtype=np.int64)
+    np.bitwise_or.at(goes_on, parent[1:], np.left_shift(1, token[1:].astype(np.int64)))
+    goes_on[1:][word[1:] >= 0] |= 1 << vocabulary.space
     # Compressed rows: a node's children are contiguous, in token order (the pass made them in that order).
     order = np.argsort(parent[1:], kind="stable") + 1
     first = np.zeros(len(parent) + 1, dtype=np.int32)
@@ -161,7 +161,7 @@ def build_lexicon(words: Sequence[str], vocabulary: Vocabulary, unigram_score=No
         lookahead = np.zeros(len(word))
     else:
         lookahead = _best_below(parent, word, np.array([unigram_score(w) for w in spellable]))
-    return Lexicon(first, token, child, word, tuple(spellable), lookahead, letters)
+    return Lexicon(first, token, child, word, tuple(spellable), lookahead, goes_on)
 
 
 @numba.njit(cache=True)
@@ -243,10 +243,8 @@ def _same_prefix_slot(slot_of, cand, cand_p, beam, beam_p, b, node, n_cand):
             cand[slot, k] = beam[b, k]
         cand_p[slot, 0] = -np.inf
         cand_p[slot, 1] = -np.inf
-        cand_p[slot, 2] = beam_p[b, 2]
-        cand_p[slot, 3] = beam_p[b, 3]
-        cand_p[slot, 4] = beam_p[b, 4]
-        cand_p[slot, 5] = beam_p[b, 5]
+        for k in range(2, beam_p.shape[1]):  # its LM side, unchanged
+            cand_p[slot, k] = beam_p[b, k]
     return slot, n_cand
 
 
@@ -342,7 +340,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             # later letters swallows the words between ("THE DEMOBBED" for "THE DAMNABLE FEATURE OF THE BARBED").
             # (The letters that go on are kept with the prefix as a bitmask, so this reads no trie.)
             n_try = n_tried
-            if beam[b, 4] > 0 and beam[b, 6] & tried_letters == 0:  # else the likeliest is tried already
+            if beam[b, 4] > 0 and (beam[b, 6] & tried_letters) == 0:  # else the likeliest is tried already
                 own_best = _likeliest_of(row, beam[b, 6])
                 if own_best >= 0:
                     tried[n_tried] = own_best

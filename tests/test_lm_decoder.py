@@ -51,6 +51,15 @@ def text_of(hypothesis):
     return VOCAB.decode(hypothesis.tokens)
 
 
+def node_of(lexicon, letters):
+    """The lexicon trie node reached by spelling `letters` from the root."""
+    node = 0
+    for token in VOCAB.encode(letters):
+        children = range(lexicon.first[node], lexicon.first[node + 1])
+        node = next(lexicon.child[i] for i in children if lexicon.token[i] == token)
+    return node
+
+
 def test_without_lm_weight_it_is_the_plain_beam_search(lm):
     decoder = LmBeamSearchDecoder(VOCAB, lm, DecoderOptions(beam_size=8, lm_weight=0.0, word_bonus=0.0,
                                                              unk_penalty=0.0, beam_threshold=1e9,
@@ -90,37 +99,23 @@ def test_lookahead_is_the_best_unigram_a_partial_word_can_become(lm):
     decoder = LmBeamSearchDecoder(VOCAB, lm)
     lexicon = decoder.lexicon
 
-    def node_of(letters):
-        node = 0
-        for token in VOCAB.encode(letters):
-            children = range(lexicon.first[node], lexicon.first[node + 1])
-            node = next(lexicon.child[i] for i in children if lexicon.token[i] == token)
-        return node
-
     def unigram(word):  # natural-log probability with no context, straight from kenlm
         return lm.model.score(word, bos=False, eos=False) * math.log(10)
 
     assert lexicon.lookahead[0] == 0.0
-    assert lexicon.lookahead[node_of("CA")] == pytest.approx(unigram("CAT"))
-    assert lexicon.lookahead[node_of("S")] == pytest.approx(max(unigram("SAT"), unigram("SHE")))
-    assert lexicon.lookahead[node_of("THE")] == pytest.approx(unigram("THE"))
+    assert lexicon.lookahead[node_of(lexicon, "CA")] == pytest.approx(unigram("CAT"))
+    assert lexicon.lookahead[node_of(lexicon, "S")] == pytest.approx(max(unigram("SAT"), unigram("SHE")))
+    assert lexicon.lookahead[node_of(lexicon, "THE")] == pytest.approx(unigram("THE"))
 
 
 def test_each_lexicon_node_knows_the_tokens_that_go_on_from_it(lm):
     lexicon = LmBeamSearchDecoder(VOCAB, lm).lexicon
 
     def tokens_after(node):
-        return {int(t) for t in np.flatnonzero([(int(lexicon.letters[node]) >> t) & 1 for t in range(len(VOCAB))])}
+        return {t for t in range(len(VOCAB)) if (int(lexicon.letters[node]) >> t) & 1}
 
-    def node_of(letters):
-        node = 0
-        for token in VOCAB.encode(letters):
-            children = range(lexicon.first[node], lexicon.first[node + 1])
-            node = next(lexicon.child[i] for i in children if lexicon.token[i] == token)
-        return node
-
-    assert tokens_after(node_of("CA")) == set(VOCAB.encode("T"))
-    assert tokens_after(node_of("THE")) == {VOCAB.space}  # a word ends there; no word goes on
+    assert tokens_after(node_of(lexicon, "CA")) == set(VOCAB.encode("T"))
+    assert tokens_after(node_of(lexicon, "THE")) == {VOCAB.space}  # a word ends there; no word goes on
     assert tokens_after(0) == set(VOCAB.encode("ACDMORST"))  # the first letters of A CAT DOG MAT ON RAN SAT THE
     assert VOCAB.space not in tokens_after(0)  # no empty word
     for node in range(len(lexicon.word)):  # the bitmask holds exactly the children's tokens (and the space)
