@@ -25,11 +25,11 @@ log = logging.getLogger(__name__)
 PYPI_SIMPLE = "https://pypi.org/simple/kenlm/"
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
     return Path(os.environ.get("ASR_CACHE", Path.home() / ".cache" / "asr"))
 
 
-def _kenlm_version() -> str:
+def kenlm_version() -> str:
     try:
         return metadata.version("kenlm")
     except metadata.PackageNotFoundError:
@@ -56,26 +56,43 @@ def _download_source(version: str, folder: Path) -> Path:
     return archive
 
 
+COMPILE_FLAGS = ["-I.", "-O3", "-DNDEBUG", "-DKENLM_MAX_ORDER=6", "-w"]
+
+
+def unpack_source(version: str, folder: Path) -> tuple[Path, list[str]]:
+    """KenLM's source from PyPI, unpacked into `folder` -> (its root, the library's .cc files relative to it):
+    the query and build_binary code, without Boost (as KenLM's compile_query_only.sh takes it)."""
+    with tarfile.open(_download_source(version, folder)) as archive:
+        archive.extractall(folder, filter="data")
+    source = folder / f"kenlm-{version}"
+    files = [str(p.relative_to(source)) for directory in ("util/double-conversion", "util", "lm")
+             for p in sorted((source / directory).glob("*.cc")) if not p.name.endswith(("test.cc", "main.cc"))]
+    return source, files
+
+
+def compiler() -> str:
+    found = shutil.which(os.environ.get("CXX", "g++"))
+    if found is None:
+        raise AsrError("compiling KenLM needs a C++ compiler (g++) once; install it (apt-get install g++)")
+    return found
+
+
 def compile_build_binary(version: str | None = None) -> Path:
     """Compile KenLM's build_binary from its PyPI source, without Boost (as KenLM's compile_query_only.sh does)."""
-    version = version or _kenlm_version()
-    target = _cache_dir() / f"kenlm-{version}" / "build_binary"
+    version = version or kenlm_version()
+    target = cache_dir() / f"kenlm-{version}" / "build_binary"
     if target.is_file():
         return target
-    compiler = shutil.which(os.environ.get("CXX", "g++"))
-    if compiler is None:
-        raise AsrError("building a KenLM binary needs a C++ compiler (g++) once; install it, or use the ARPA file")
+    try:
+        cxx = compiler()
+    except AsrError:
+        raise AsrError("building a KenLM binary needs a C++ compiler (g++) once; install it, or use the ARPA "
+                       "file") from None
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
         log.info("compiling KenLM %s build_binary (once, about half a minute)", version)
-        with tarfile.open(_download_source(version, tmp)) as archive:
-            archive.extractall(tmp, filter="data")
-        source = tmp / f"kenlm-{version}"
-        files = [p for folder in ("util/double-conversion", "util", "lm") for p in sorted((source / folder).glob("*.cc"))
-                 if not p.name.endswith(("test.cc", "main.cc"))]
-        flags = ["-I.", "-O3", "-DNDEBUG", "-DKENLM_MAX_ORDER=6", "-w"]
-        command = [compiler, *flags, "lm/build_binary_main.cc", *[str(p.relative_to(source)) for p in files],
-                   "-o", "build_binary", "-lrt", "-lpthread"]
+        source, files = unpack_source(version, Path(tmp))
+        command = [cxx, *COMPILE_FLAGS, "lm/build_binary_main.cc", *files, "-o", "build_binary", "-lrt",
+                   "-lpthread"]
         result = subprocess.run(command, cwd=source, capture_output=True, text=True)
         if result.returncode != 0:
             last = one_line(result.stderr, last=True, limit=None, empty="?")

@@ -8,6 +8,7 @@ The decoder needs them to tell a word it can score from one it cannot, and to sp
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,9 @@ from asr.errors import AsrError, one_line
 from asr.ngram import arpa_vocabulary
 
 BINARY_MAGIC = b"mmap lm "  # how every KenLM binary file begins
+# An ARPA file is parsed again by the KenLM bridge (a binary is only mapped): above this size, that costs more
+# time and memory than the bridge saves, and the search asks through Python.
+BRIDGE_ARPA_LIMIT = 100_000_000
 
 
 def words_file_of(path: str | os.PathLike) -> Path:
@@ -74,6 +78,16 @@ class LanguageModel:
             message = one_line(error, last=True, limit=None)
             raise AsrError(f"{self.path}: not a usable ARPA or KenLM binary language model ({message})") from None
         self.order = self.model.order
+
+    @functools.cached_property
+    def native(self):
+        """The model opened through the KenLM bridge for the compiled search (asr/kenlm_native.py), or None."""
+        from asr import kenlm_native
+
+        if not is_kenlm_binary(self.path) and self.path.stat().st_size > BRIDGE_ARPA_LIMIT:
+            return None
+        with _quiet_stderr():
+            return kenlm_native.open_model(self.path)
 
     def __repr__(self) -> str:
         return f"LanguageModel({str(self.path)!r}, order={self.order}, words={len(self.words)})"

@@ -21,9 +21,10 @@ blanks). BENCHMARKS.md has the utterances that showed both.
 
 Speed comes from three choices:
 * the whole frame loop runs in numba, without the GIL, on flat arrays (prefixes are nodes of a trie of tokens);
-* the `kenlm` model is only asked about (LM state, word) pairs not seen before: numba stops at a frame that needs
-  one, Python asks kenlm and fills a cache, and numba re-runs that frame. After a few utterances almost every
-  query is a cache hit, so Python is rarely entered;
+* KenLM is asked only about (LM state, word) pairs not seen before, and from numba itself, through a small C++
+  bridge (asr/kenlm_native.py): a question costs a tenth of a microsecond and the GIL stays released. Where the
+  bridge is not built, numba stops at a frame that needs an answer, Python asks the `kenlm` package and fills the
+  cache, and numba runs that frame again: the same results, at about half the speed on unseen speech;
 * known words are followed letter by letter in a lexicon trie, so "is this a word" costs one array lookup.
 
 Memory stays bounded on hour-long inputs: when the prefix trie fills, nodes no live prefix uses are dropped, and
@@ -47,6 +48,7 @@ from numba.typed import Dict
 from asr import limits
 from asr.decode import Hypothesis, _as_numpy
 from asr.errors import AsrError
+from asr.kenlm_native import NO_NEXT, NO_SCORE
 from asr.lm import LanguageModel
 from asr.text import Vocabulary
 
@@ -224,6 +226,15 @@ def _ask(requests, n_req, state, word):
     return n_req
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _score_now(lm_score, lm_next, lm_context, state, kenlm_word, cache_score, cache_state, key):
+    """Ask KenLM through the bridge for log P(word | state) (natural log) and cache it with the state it leads to."""
+    score = lm_score(lm_context, state, kenlm_word) * LN10
+    cache_score[key] = score
+    cache_state[key] = lm_next(lm_context)
+    return score
+
+
 @numba.njit(cache=True, nogil=True)
 def _store(cache_score, cache_state, keys, scores, next_states):
     for i in range(keys.shape[0]):
@@ -286,9 +297,10 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             beam, beam_p, beam_count,
             cand, cand_p, slot_of, merge_table,
             lex_first, lex_token, lex_child, lex_word, lex_lookahead, lex_letters,
-            cache_score, cache_state, n_words_key, requests):
+            cache_score, cache_state, n_words_key, requests, lm_score, lm_next, lm_context, kenlm_words):
     """Advance the beam from frame `t`. Returns (frame reached, status): status 0 when all frames are done,
-    _NEED_LM when `requests` holds (state, word) pairs to score first, _NEED_ROOM when the trie needs compaction.
+    _NEED_LM when `requests` holds (state, word) pairs to score first (only without the KenLM bridge: lm_context
+    0), _NEED_ROOM when the trie needs compaction.
 
     beam[b] = (node, LM state, words, unknown words, lexicon node, letters of the open word, the tokens that go on
     from the lexicon node as a bitmask (Lexicon.letters; -1 until looked up));
@@ -376,9 +388,12 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                         unk_units += max(1.0, length / UNK_CHARS)
                     key = state * n_words_key + word
                     score = _lookup(cache_score, key, 1.0)
-                    if score > 0.0:  # not asked yet: collect the question, finish the frame after Python answers
-                        n_req = _ask(requests, n_req, state, word)
-                        continue
+                    if score > 0.0:  # not asked yet
+                        if lm_context == 0:  # no bridge: collect the question, run the frame again once answered
+                            n_req = _ask(requests, n_req, state, word)
+                            continue
+                        score = _score_now(lm_score, lm_next, lm_context, state, kenlm_words[word], cache_score,
+                                           cache_state, key)
                     lm += score
                     shortfall = max(0.0, estimate - lm_weight * score - unk_penalty * (unk_units - beam_p[b, 3]))
                     state = cache_state[key]
@@ -503,7 +518,7 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
 
 @numba.njit(cache=True, nogil=True)
 def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_score, cache_state, n_words_key,
-            requests, final):
+            requests, final, lm_score, lm_next, lm_context, kenlm_words):
     """Score each beam's last word and the end of the sentence. Returns the number of (state, word) questions
     left in `requests` (0 when `final` rows hold (total, acoustic, lm log-prob, words, unknown words))."""
     lm_weight, word_bonus, unk_penalty = params[0], params[1], params[2]
@@ -524,16 +539,22 @@ def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_sc
             key = state * n_words_key + word
             score = _lookup(cache_score, key, 1.0)
             if score > 0.0:
-                n_req = _ask(requests, n_req, state, word)
-                continue
+                if lm_context == 0:
+                    n_req = _ask(requests, n_req, state, word)
+                    continue
+                score = _score_now(lm_score, lm_next, lm_context, state, kenlm_words[word], cache_score, cache_state,
+                                   key)
             lm += score
             state = cache_state[key]
             n_words += 1
         key = state * n_words_key + eos_id
         score = _lookup(cache_score, key, 1.0)
         if score > 0.0:
-            n_req = _ask(requests, n_req, state, eos_id)
-            continue
+            if lm_context == 0:
+                n_req = _ask(requests, n_req, state, eos_id)
+                continue
+            score = _score_now(lm_score, lm_next, lm_context, state, kenlm_words[eos_id], cache_score, cache_state,
+                               key)
         lm += score
         total = acoustic + lm_weight * lm + word_bonus * n_words + unk_penalty * unk_units
         final[b, 0] = total if valid else -np.inf
@@ -627,7 +648,8 @@ def _new_cache():
 
 
 class _SearchState:
-    """One thread's working memory: the LM states met so far and the cache of their word scores."""
+    """One thread's working memory: the LM states met so far (numbered; kept by the KenLM bridge when it is built,
+    else here) and the cache of their word scores."""
 
     # Forget cached LM states past this many, so memory stays bounded on long inputs. Each state costs about 1 kB
     # with its cached word scores: at 500,000 the 60-minute benchmark peaked at 1.35 GB against 0.95 GB for 10
@@ -639,7 +661,29 @@ class _SearchState:
 
         self.kenlm = kenlm
         self.lm = lm
+        self.native = lm.native
         self.reset()
+
+    def copy(self) -> "_SearchState":
+        """Another working memory that starts with this one's LM states and cache."""
+        other = object.__new__(_SearchState)
+        other.__dict__.update(self.__dict__)
+        other.workspaces = {}
+        if self.native is not None:
+            other.context = self.context.copy()
+        else:
+            other.states, other.state_id = list(self.states), dict(self.state_id)
+        other.cache_score, other.cache_state = self.cache_score.copy(), self.cache_state.copy()
+        return other
+
+    @property
+    def state_count(self) -> int:
+        return len(self.context) if self.native is not None else len(self.states)
+
+    @property
+    def context_handle(self) -> int:
+        """The bridge's context for the compiled search; 0 without the bridge."""
+        return self.context.handle if self.native is not None else 0
 
     def workspace(self, width: int, ntok: int) -> dict:
         """Buffers for a search of this beam width, kept between utterances (allocating them costs more than
@@ -663,10 +707,22 @@ class _SearchState:
 
     def reset(self):
         self.workspaces = {}
-        start = self.kenlm.State()
-        self.lm.model.BeginSentenceWrite(start)
-        self.states = [start]
-        self.state_id = {start: 0}
+        if self.native is not None:
+            self.context = self.native.new_context()
+        else:
+            start = self.kenlm.State()
+            self.lm.model.BeginSentenceWrite(start)
+            self.states = [start]
+            self.state_id = {start: 0}
+        self.cache_score, self.cache_state = _new_cache()
+
+    def keep_states(self, used: list[int]) -> None:
+        """Forget every LM state but `used` (sorted, 0 first), renumbered 0, 1, ...; the cache starts again."""
+        if self.native is not None:
+            self.context.keep(used)
+        else:
+            self.states = [self.states[old] for old in used]
+            self.state_id = {s: i for i, s in enumerate(self.states)}
         self.cache_score, self.cache_state = _new_cache()
 
 
@@ -686,6 +742,10 @@ class LmBeamSearchDecoder:
         self.unk_id, self.eos_id = len(words), len(words) + 1
         self.query_words = list(words) + ["<unk>", "</s>"]
         self.n_words_key = len(self.query_words)
+        native = lm.native
+        # KenLM's index of each query word, for the bridge; the bridge's functions, or stand-ins never called
+        self.kenlm_words = native.indices(self.query_words) if native else np.zeros(self.n_words_key, np.uint32)
+        self._lm_functions = (native.score, native.next_state) if native else (NO_SCORE, NO_NEXT)
         self._idle_states: queue.SimpleQueue = queue.SimpleQueue()  # working memories not in use by a thread
         self._params = self._search_params()
 
@@ -743,9 +803,7 @@ class LmBeamSearchDecoder:
         """Keep only the LM states the live beam uses, renumbered; the cache starts again."""
         used = sorted(set(beam[:count, 1].tolist()) | {0})
         renumber = {old: new for new, old in enumerate(used)}
-        state.states = [state.states[old] for old in used]
-        state.state_id = {s: i for i, s in enumerate(state.states)}
-        state.cache_score, state.cache_state = _new_cache()
+        state.keep_states(used)
         for b in range(count):
             beam[b, 1] = renumber[int(beam[b, 1])]
 
@@ -768,7 +826,7 @@ class LmBeamSearchDecoder:
         if options.blank_penalty:
             log_probs = log_probs.copy()  # the caller's array may be scored again with other options
             log_probs[:, self.vocabulary.blank] -= options.blank_penalty
-        if len(state.states) > state.max_states:
+        if state.state_count > state.max_states:
             state.reset()
         params = self._params
         width = options.beam_size
@@ -782,13 +840,16 @@ class LmBeamSearchDecoder:
         _start(node_parent, node_token, node_seen, node_best, node_count, children, beam, beam_p, beam_count)
         requests[:] = -1
         lex = self.lexicon
+        lm_score, lm_next = self._lm_functions
+        lm_context = state.context_handle
         t = 0
         while True:
             t, status = _search(log_probs, t, params, self.vocabulary.blank, self.vocabulary.space, ntok,
                                 self.unk_id, node_parent, node_token, node_frame, node_seen, node_best, node_count,
                                 children, beam, beam_p, beam_count, cand, cand_p, slot_of, space["merge_table"],
                                 lex.first, lex.token, lex.child, lex.word, lex.lookahead, lex.letters,
-                                state.cache_score, state.cache_state, self.n_words_key, requests)
+                                state.cache_score, state.cache_state, self.n_words_key, requests, lm_score,
+                                lm_next, lm_context, self.kenlm_words)
             if status == _NEED_LM:
                 self._answer(state, requests)
             elif status == _NEED_ROOM:
@@ -803,14 +864,15 @@ class LmBeamSearchDecoder:
                     children, slot_of = grown, np.full(capacity, -1, dtype=np.int64)
                     space.update(node_parent=node_parent, node_token=node_token, node_frame=node_frame,
                                  node_seen=node_seen, node_best=node_best, children=children, slot_of=slot_of)
-                if len(state.states) > state.max_states:
+                if state.state_count > state.max_states:
                     self._forget_states(state, beam, int(beam_count[0]))
             else:
                 break
         while True:
             requests[:] = -1
-            if _finish(params, self.unk_id, self.eos_id, beam, beam_p, beam_count, lex.word,
-                       state.cache_score, state.cache_state, self.n_words_key, requests, final) == 0:
+            if _finish(params, self.unk_id, self.eos_id, beam, beam_p, beam_count, lex.word, state.cache_score,
+                       state.cache_state, self.n_words_key, requests, final, lm_score, lm_next, lm_context,
+                       self.kenlm_words) == 0:
                 break
             self._answer(state, requests)
         return self._hypotheses(beam, final, int(beam_count[0]), node_parent, node_token, node_frame, nbest)

@@ -51,10 +51,7 @@ def timed(decode_all):
 
 def from_cache(decoder: LmBeamSearchDecoder, warmed: _SearchState) -> LmBeamSearchDecoder:
     """`decoder` with its own copy of the LM-score cache in `warmed` (its working memory otherwise shared)."""
-    state = object.__new__(_SearchState)
-    state.__dict__.update(warmed.__dict__)
-    state.states, state.state_id = list(warmed.states), dict(warmed.state_id)
-    state.cache_score, state.cache_state = warmed.cache_score.copy(), warmed.cache_state.copy()
+    state = warmed.copy()
     decoder = decoder.with_options()
     decoder._idle_states = queue.SimpleQueue()
     decoder._idle_states.put(state)

@@ -24,4 +24,9 @@ fi
 "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e . 2>/dev/null \
     || "$venv/bin/python" -m pip install --quiet --no-deps -e .
 ln -sfn "$venv" .venv
+# The KenLM bridge lets the LM search ask KenLM without leaving compiled code (asr/kenlm_native.py; about twice
+# as fast). It is compiled once per KenLM version, with g++; without it the search works as well, only slower.
+command -v "${CXX:-g++}" >/dev/null || bash tools/apt_install.sh g++ || true
+"$venv/bin/python" -m asr.kenlm_native \
+    || echo "setup: the KenLM bridge was not built (see above); the LM search works without it, about half as fast"
 echo "setup: environment ready at .venv -> $venv"

@@ -29,10 +29,12 @@ start_commit=bef74fc                  # the last commit whose asr/models/default
 classic_train_hours=3
 kokoro_train_hours=1.0
 kokoro_more_hours=0                   # grow the Kokoro train speech to this many hours (0: no second corpus)
+kokoro_more_from=""                   # where in the plan the second corpus starts (empty: where the first ends)
 kokoro_dev_hours=0.1
 kokoro_test_hours=0.35
 real_repeats=3                        # speechocean762 and FSDD heard this many times an epoch
 kokoro_repeats=5
+kokoro_more_repeats=""                # the second Kokoro corpus (empty: as often as the first)
 classic_repeats=2                     # one pass an epoch cost the synthetic test 6.7 points (RESULTS.md)
 epochs=2                              # "2 4": train to 2 epochs, then on to 4 (see stage 4)
 learning_rate=5e-4
@@ -58,7 +60,12 @@ options (defaults in brackets):
   --kokoro-more-hours H         grow it to H hours in a second corpus, data/natural/kokoro-more: the first
                                 corpus stays what earlier runs heard; a later, larger H grows the second one
                                 (its manifest takes every file there) [0, none]
-  --real-repeats N / --kokoro-repeats N / --classic-repeats N   times each is heard per epoch [3 / 5 / 2]
+  --kokoro-more-from H0         start the second corpus at hour H0 of the plan instead, in its own folder
+                                data/natural/kokoro-from-H0h: a run after one that heard the plan up to H0 hears
+                                new sentences and speakers only [the first corpus's end, data/natural/kokoro-more]
+  --real-repeats N / --kokoro-repeats N / --classic-repeats N   times each is heard per epoch [3 / 5 / 2];
+                                with --kokoro-repeats 0 only the first corpus's dev and test sets are made
+  --kokoro-more-repeats N       times the second Kokoro corpus is heard per epoch [as --kokoro-repeats]
   --package-dir DIR             where stage 7 writes the model [exp_dir/package]
 USAGE
 }
@@ -72,9 +79,11 @@ while [ $# -gt 0 ]; do
     --learning-rate) learning_rate=$2; shift 2 ;;
     --kokoro-train-hours) kokoro_train_hours=$2; shift 2 ;;
     --kokoro-more-hours) kokoro_more_hours=$2; shift 2 ;;
+    --kokoro-more-from) kokoro_more_from=$2; shift 2 ;;
     --start-commit) start_commit=$2; shift 2 ;;
     --real-repeats) real_repeats=$2; shift 2 ;;
     --kokoro-repeats) kokoro_repeats=$2; shift 2 ;;
+    --kokoro-more-repeats) kokoro_more_repeats=$2; shift 2 ;;
     --classic-repeats) classic_repeats=$2; shift 2 ;;
     --package-dir) package_dir=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -97,18 +106,28 @@ if run_stage 0 classic; then
   done_stage 0
 fi
 
+if [ -z "$kokoro_more_from" ]; then
+  kokoro_more_skip=$kokoro_train_hours kokoro_more=kokoro-more
+else
+  kokoro_more_skip=$kokoro_more_from kokoro_more=kokoro-from-${kokoro_more_from}h
+fi
+# A run that leaves the first corpus out of its mix needs only its dev and test sets (their plan does not depend on
+# the train hours).
+first_train_hours=$kokoro_train_hours first_splits="train dev test"
+[ "$kokoro_repeats" != 0 ] || first_train_hours=0 first_splits="dev test"
+
 kokoro_text="--text $text/books_norm.txt.gz $text/modern_conversation.txt.gz $text/modern_dialogue.txt.gz
   $text/modern_short.txt.gz --text-shares 0.3 0.2 0.15 0.15 --short-share 0.2 --min-words 1 --seed 0 --no-progress"
 if run_stage 1 kokoro; then
-  asr corpus synth --voices kokoro --root "$natural_dir/kokoro" --hours "$kokoro_train_hours" \
+  asr corpus synth --voices kokoro --root "$natural_dir/kokoro" --hours "$first_train_hours" \
     --dev-hours "$kokoro_dev_hours" --test-hours "$kokoro_test_hours" $kokoro_text
-  asr corpus prepare --root "$natural_dir/kokoro" --splits train dev test --output-dir "$manifests/kokoro"
+  asr corpus prepare --root "$natural_dir/kokoro" --splits $first_splits --output-dir "$manifests/kokoro"
   if [ "$kokoro_more_hours" != 0 ]; then
     # The plan for more hours starts with the plan for fewer, so skipping the first corpus's hours leaves new
     # sentences and, as the plan goes on, new speakers; dev and test stay as they were.
-    asr corpus synth --voices kokoro --root "$natural_dir/kokoro-more" --hours "$kokoro_more_hours" \
-      --skip-train-hours "$kokoro_train_hours" --dev-hours 0 --test-hours 0 $kokoro_text
-    asr corpus prepare --root "$natural_dir/kokoro-more" --splits train --output-dir "$manifests/kokoro-more"
+    asr corpus synth --voices kokoro --root "$natural_dir/$kokoro_more" --hours "$kokoro_more_hours" \
+      --skip-train-hours "$kokoro_more_skip" --dev-hours 0 --test-hours 0 $kokoro_text
+    asr corpus prepare --root "$natural_dir/$kokoro_more" --splits train --output-dir "$manifests/$kokoro_more"
   fi
   done_stage 1
 fi
@@ -121,12 +140,13 @@ fi
 
 train_mix=$exp_dir/train-mix.jsonl
 if run_stage 3 mix; then
-  kokoro_more=""
-  [ "$kokoro_more_hours" = 0 ] || kokoro_more="kokoro-more=$manifests/kokoro-more/train.jsonl:$kokoro_repeats"
+  kokoro_inputs=""
+  [ "$kokoro_repeats" = 0 ] || kokoro_inputs="kokoro=$manifests/kokoro/train.jsonl:$kokoro_repeats"
+  [ "$kokoro_more_hours" = 0 ] || [ "${kokoro_more_repeats:-$kokoro_repeats}" = 0 ] \
+    || kokoro_inputs+=" $kokoro_more=$manifests/$kokoro_more/train.jsonl:${kokoro_more_repeats:-$kokoro_repeats}"
   python local/mix_manifests.py --output "$train_mix" --summary "$exp_dir/data_mix.json" --input \
     speechocean762="$manifests/speechocean762-train.jsonl:$real_repeats" fsdd="$manifests/fsdd-train.jsonl:$real_repeats" \
-    kokoro="$manifests/kokoro/train.jsonl:$kokoro_repeats" $kokoro_more \
-    classic="$data_dir/manifests/train.jsonl:$classic_repeats"
+    $kokoro_inputs classic="$data_dir/manifests/train.jsonl:$classic_repeats"
   python local/make_valid_subset.py --manifest "$manifests/fsdd-dev.jsonl" --output "$manifests/fsdd-valid.jsonl" \
     --utterances 100
   python local/mix_manifests.py --output "$manifests/valid-mix.jsonl" --input \
