@@ -42,8 +42,6 @@ from typing import Sequence
 
 import numba
 import numpy as np
-from numba import types
-from numba.typed import Dict
 
 from asr import limits
 from asr.decode import Hypothesis, _as_numpy
@@ -54,7 +52,7 @@ from asr.text import Vocabulary
 
 LN10 = math.log(10.0)
 NEG_INF = -np.inf
-_NEED_LM, _NEED_ROOM = 1, 2  # why the compiled search stopped before the last frame
+_NEED_LM, _NEED_ROOM, _NEED_CACHE = 1, 2, 3  # why the compiled search stopped before the last frame
 MIN_THREADED_BEAM = 32  # decode_batch uses threads from this beam size up
 UNK_CHARS = 6.0  # an unknown word longer than this many letters pays the penalty once per this many
 
@@ -206,11 +204,14 @@ def _logaddexp(a, b):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _lookup(table, key, missing):
-    """table[key], or `missing` (numba's Dict.get would return an Optional the compiler cannot index with)."""
-    if key in table:
-        return table[key]
-    return missing
+def _slot(cache_key, key):
+    """The slot of `key` in the LM-score cache (an open-addressing hash table in arrays, faster than a numba Dict), or
+    the empty slot (-1) where it would go. The table is never more than half full."""
+    mask = cache_key.shape[0] - 1
+    h = ((key * -7046029254386353131) >> 32) & mask  # Fibonacci hashing: the product's high bits are well mixed
+    while cache_key[h] != key and cache_key[h] != -1:
+        h = (h + 1) & mask
+    return h
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -227,19 +228,27 @@ def _ask(requests, n_req, state, word):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _score_now(lm_score, lm_next, lm_context, state, kenlm_word, cache_score, cache_state, key):
-    """Ask KenLM through the bridge for log P(word | state) (natural log) and cache it with the state it leads to."""
+def _score_now(lm_score, lm_next, lm_context, state, kenlm_word, cache_key, cache_score, cache_state, cache_count,
+               slot, key):
+    """Ask KenLM through the bridge for log P(word | state) (natural log); cache it, with the state it leads to, in
+    `slot` (the empty one `_slot` found)."""
     score = lm_score(lm_context, state, kenlm_word) * LN10
-    cache_score[key] = score
-    cache_state[key] = lm_next(lm_context)
+    cache_key[slot] = key
+    cache_score[slot] = score
+    cache_state[slot] = lm_next(lm_context)
+    cache_count[0] += 1
     return score
 
 
 @numba.njit(cache=True, nogil=True)
-def _store(cache_score, cache_state, keys, scores, next_states):
+def _store(cache_key, cache_score, cache_state, cache_count, keys, scores, next_states):
     for i in range(keys.shape[0]):
-        cache_score[keys[i]] = scores[i]
-        cache_state[keys[i]] = next_states[i]
+        slot = _slot(cache_key, keys[i])
+        if cache_key[slot] != keys[i]:
+            cache_key[slot] = keys[i]
+            cache_count[0] += 1
+        cache_score[slot] = scores[i]
+        cache_state[slot] = next_states[i]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -297,10 +306,11 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             beam, beam_p, beam_count,
             cand, cand_p, slot_of, merge_table,
             lex_first, lex_token, lex_child, lex_word, lex_lookahead, lex_letters,
-            cache_score, cache_state, n_words_key, requests, lm_score, lm_next, lm_context, kenlm_words):
+            cache_key, cache_score, cache_state, cache_count, n_words_key, requests, lm_score, lm_next, lm_context,
+            kenlm_words):
     """Advance the beam from frame `t`. Returns (frame reached, status): status 0 when all frames are done,
     _NEED_LM when `requests` holds (state, word) pairs to score first (only without the KenLM bridge: lm_context
-    0), _NEED_ROOM when the trie needs compaction.
+    0), _NEED_ROOM when the trie needs compaction, _NEED_CACHE when the LM-score cache may fill in this frame.
 
     beam[b] = (node, LM state, words, unknown words, lexicon node, letters of the open word, the tokens that go on
     from the lexicon node as a bitmask (Lexicon.letters; -1 until looked up));
@@ -327,6 +337,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
     while t < frames:
         if node_count[0] + beam_count[0] * ntok >= capacity:
             return t, _NEED_ROOM
+        if 2 * (cache_count[0] + beam_count[0] * ntok) > cache_key.shape[0]:
+            return t, _NEED_CACHE
         row = log_probs[t]
         best_token = 0
         for c in range(ntok):
@@ -387,16 +399,17 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                         n_unk += 1
                         unk_units += max(1.0, length / UNK_CHARS)
                     key = state * n_words_key + word
-                    score = _lookup(cache_score, key, 1.0)
-                    if score > 0.0:  # not asked yet
+                    slot = _slot(cache_key, key)
+                    if cache_key[slot] != key:  # not asked yet
                         if lm_context == 0:  # no bridge: collect the question, run the frame again once answered
                             n_req = _ask(requests, n_req, state, word)
                             continue
-                        score = _score_now(lm_score, lm_next, lm_context, state, kenlm_words[word], cache_score,
-                                           cache_state, key)
+                        _score_now(lm_score, lm_next, lm_context, state, kenlm_words[word], cache_key, cache_score,
+                                   cache_state, cache_count, slot, key)
+                    score = cache_score[slot]
                     lm += score
                     shortfall = max(0.0, estimate - lm_weight * score - unk_penalty * (unk_units - beam_p[b, 3]))
-                    state = cache_state[key]
+                    state = cache_state[slot]
                     n_words += 1
                     lex_node = 0
                     length = 0
@@ -517,8 +530,8 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
 
 
 @numba.njit(cache=True, nogil=True)
-def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_score, cache_state, n_words_key,
-            requests, final, lm_score, lm_next, lm_context, kenlm_words):
+def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_key, cache_score, cache_state,
+            cache_count, n_words_key, requests, final, lm_score, lm_next, lm_context, kenlm_words):
     """Score each beam's last word and the end of the sentence. Returns the number of (state, word) questions
     left in `requests` (0 when `final` rows hold (total, acoustic, lm log-prob, words, unknown words))."""
     lm_weight, word_bonus, unk_penalty = params[0], params[1], params[2]
@@ -537,25 +550,25 @@ def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_sc
                 unk_units += max(1.0, length / UNK_CHARS)
                 valid = not lexicon_only
             key = state * n_words_key + word
-            score = _lookup(cache_score, key, 1.0)
-            if score > 0.0:
+            slot = _slot(cache_key, key)
+            if cache_key[slot] != key:
                 if lm_context == 0:
                     n_req = _ask(requests, n_req, state, word)
                     continue
-                score = _score_now(lm_score, lm_next, lm_context, state, kenlm_words[word], cache_score, cache_state,
-                                   key)
-            lm += score
-            state = cache_state[key]
+                _score_now(lm_score, lm_next, lm_context, state, kenlm_words[word], cache_key, cache_score,
+                           cache_state, cache_count, slot, key)
+            lm += cache_score[slot]
+            state = cache_state[slot]
             n_words += 1
         key = state * n_words_key + eos_id
-        score = _lookup(cache_score, key, 1.0)
-        if score > 0.0:
+        slot = _slot(cache_key, key)
+        if cache_key[slot] != key:
             if lm_context == 0:
                 n_req = _ask(requests, n_req, state, eos_id)
                 continue
-            score = _score_now(lm_score, lm_next, lm_context, state, kenlm_words[eos_id], cache_score, cache_state,
-                               key)
-        lm += score
+            _score_now(lm_score, lm_next, lm_context, state, kenlm_words[eos_id], cache_key, cache_score,
+                       cache_state, cache_count, slot, key)
+        lm += cache_score[slot]
         total = acoustic + lm_weight * lm + word_bonus * n_words + unk_penalty * unk_units
         final[b, 0] = total if valid else -np.inf
         final[b, 1] = acoustic
@@ -642,9 +655,42 @@ def _compact(node_parent, node_token, node_frame, node_seen, node_best, node_cou
 
 # ----------------------------------------------------------------------------------------------- Python side
 
-def _new_cache():
-    return (Dict.empty(key_type=types.int64, value_type=types.float64),
-            Dict.empty(key_type=types.int64, value_type=types.int64))
+class _ScoreCache:
+    """(LM state, word) -> (log-prob, next LM state), for the compiled search: an open-addressing hash table in
+    arrays (key -1: an empty slot), kept at most half full. It only remembers answers, so emptying it is always safe."""
+
+    first_size = 1 << 16
+    max_size = 1 << 22  # 96 MB; a fuller cache is emptied instead of grown
+
+    def __init__(self, size: int = 0):
+        size = size or self.first_size
+        self.key = np.full(size, -1, dtype=np.int64)
+        self.score = np.zeros(size)
+        self.state = np.zeros(size, dtype=np.int64)
+        self.count = np.zeros(1, dtype=np.int64)
+
+    @property
+    def arrays(self):
+        return self.key, self.score, self.state, self.count
+
+    def make_room(self, entries: int) -> "_ScoreCache":
+        """This cache, or a larger (or an emptied) one holding its entries, with room for `entries` more."""
+        size = len(self.key)
+        if 2 * (self.count[0] + entries) <= size:
+            return self
+        while 2 * (self.count[0] + entries) > size:
+            size *= 2
+        if size > self.max_size:
+            return _ScoreCache(max(self.first_size, 1 << int(2 * entries).bit_length()))
+        grown = _ScoreCache(size)
+        filled = self.key >= 0
+        _store(*grown.arrays, self.key[filled], self.score[filled], self.state[filled])
+        return grown
+
+    def copy(self) -> "_ScoreCache":
+        other = object.__new__(_ScoreCache)
+        other.key, other.score, other.state, other.count = (a.copy() for a in self.arrays)
+        return other
 
 
 class _SearchState:
@@ -673,7 +719,7 @@ class _SearchState:
             other.context = self.context.copy()
         else:
             other.states, other.state_id = list(self.states), dict(self.state_id)
-        other.cache_score, other.cache_state = self.cache_score.copy(), self.cache_state.copy()
+        other.cache = self.cache.copy()
         return other
 
     @property
@@ -714,7 +760,7 @@ class _SearchState:
             self.lm.model.BeginSentenceWrite(start)
             self.states = [start]
             self.state_id = {start: 0}
-        self.cache_score, self.cache_state = _new_cache()
+        self.cache = _ScoreCache()
 
     def keep_states(self, used: list[int]) -> None:
         """Forget every LM state but `used` (sorted, 0 first), renumbered 0, 1, ...; the cache starts again."""
@@ -723,7 +769,7 @@ class _SearchState:
         else:
             self.states = [self.states[old] for old in used]
             self.state_id = {s: i for i, s in enumerate(self.states)}
-        self.cache_score, self.cache_state = _new_cache()
+        self.cache = _ScoreCache()
 
 
 class LmBeamSearchDecoder:
@@ -796,8 +842,8 @@ class LmBeamSearchDecoder:
                 found = state_id[out] = len(states)
                 states.append(out)
             next_states[i] = found
-        _store(state.cache_score, state.cache_state, asked[:, 0] * self.n_words_key + asked[:, 1], scores,
-               next_states)
+        state.cache = state.cache.make_room(len(asked))
+        _store(*state.cache.arrays, asked[:, 0] * self.n_words_key + asked[:, 1], scores, next_states)
 
     def _forget_states(self, state: _SearchState, beam: np.ndarray, count: int) -> None:
         """Keep only the LM states the live beam uses, renumbered; the cache starts again."""
@@ -848,10 +894,12 @@ class LmBeamSearchDecoder:
                                 self.unk_id, node_parent, node_token, node_frame, node_seen, node_best, node_count,
                                 children, beam, beam_p, beam_count, cand, cand_p, slot_of, space["merge_table"],
                                 lex.first, lex.token, lex.child, lex.word, lex.lookahead, lex.letters,
-                                state.cache_score, state.cache_state, self.n_words_key, requests, lm_score,
-                                lm_next, lm_context, self.kenlm_words)
+                                *state.cache.arrays, self.n_words_key, requests, lm_score, lm_next, lm_context,
+                                self.kenlm_words)
             if status == _NEED_LM:
                 self._answer(state, requests)
+            elif status == _NEED_CACHE:
+                state.cache = state.cache.make_room(int(beam_count[0]) * ntok)
             elif status == _NEED_ROOM:
                 _compact(node_parent, node_token, node_frame, node_seen, node_best, node_count, children, ntok, beam,
                          beam_count)
@@ -870,9 +918,9 @@ class LmBeamSearchDecoder:
                 break
         while True:
             requests[:] = -1
-            if _finish(params, self.unk_id, self.eos_id, beam, beam_p, beam_count, lex.word, state.cache_score,
-                       state.cache_state, self.n_words_key, requests, final, lm_score, lm_next, lm_context,
-                       self.kenlm_words) == 0:
+            state.cache = state.cache.make_room(2 * int(beam_count[0]))  # each prefix's last word and </s>
+            if _finish(params, self.unk_id, self.eos_id, beam, beam_p, beam_count, lex.word, *state.cache.arrays,
+                       self.n_words_key, requests, final, lm_score, lm_next, lm_context, self.kenlm_words) == 0:
                 break
             self._answer(state, requests)
         return self._hypotheses(beam, final, int(beam_count[0]), node_parent, node_token, node_frame, nbest)

@@ -10,7 +10,7 @@ import pytest
 
 from asr import kenlm_native
 from asr.lm import LanguageModel
-from asr.lm_decoder import DecoderOptions, LmBeamSearchDecoder, _SearchState
+from asr.lm_decoder import DecoderOptions, LmBeamSearchDecoder, _ScoreCache, _SearchState
 from asr.ngram import build_arpa
 from asr.text import Vocabulary
 
@@ -86,6 +86,10 @@ def test_the_search_finds_the_same_hypotheses_with_and_without_the_bridge(bridge
     expected = [python_way.decode(lp, nbest=3) for lp in batch]
     assert [with_bridge.decode(lp, nbest=3) for lp in batch] == expected
     assert any(h and len(h[0].tokens) > 4 for h in expected)  # the utterances have words to score
+    # A score cache that must grow, and past its largest size be emptied, changes nothing either.
+    monkeypatch.setattr(_ScoreCache, "first_size", 256)
+    monkeypatch.setattr(_ScoreCache, "max_size", 2048)
+    assert [LmBeamSearchDecoder(VOCAB, without_bridge(arpa), options).decode(lp, nbest=3) for lp in batch] == expected
     # With LM states forgotten every few words (as on hour-long input), the bridge renumbers its states alike.
     monkeypatch.setattr(_SearchState, "max_states", 3)
     forgetful = LmBeamSearchDecoder(VOCAB, LanguageModel(arpa), options)
