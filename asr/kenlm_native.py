@@ -13,6 +13,7 @@ ASR_NATIVE_LM=0 turns it off.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import os
 import shutil
@@ -29,7 +30,7 @@ from asr.errors import AsrError, one_line
 from asr.kenlm_binary import COMPILE_FLAGS, cache_dir, compiler, kenlm_version, unpack_source
 
 log = logging.getLogger(__name__)
-LIBRARY_NAME = "libasr_kenlm.so"
+LIBRARY_NAME = "libasr_kenlm.so"  # as compiled, before it is moved into the cache
 
 # The signatures numba calls (the search passes these ctypes functions in as arguments).
 SCORE_TYPE = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_uint64, ctypes.c_int64, ctypes.c_uint32)
@@ -40,8 +41,15 @@ NO_SCORE = SCORE_TYPE(lambda context, state, word: 0.0)
 NO_NEXT = NEXT_TYPE(lambda context: 0)
 
 
+def _bridge_source():
+    return resources.files("asr") / "kenlm_bridge.cc"
+
+
 def library_path(version: str | None = None) -> Path:
-    return cache_dir() / f"kenlm-{version or kenlm_version()}" / LIBRARY_NAME
+    """Where the bridge built from this KenLM version and this bridge source is kept (a changed bridge is built
+    anew, never mistaken for an older one)."""
+    digest = hashlib.sha256(_bridge_source().read_bytes()).hexdigest()[:12]
+    return cache_dir() / f"kenlm-{version or kenlm_version()}" / f"libasr_kenlm-{digest}.so"
 
 
 def build(version: str | None = None) -> Path:
@@ -51,7 +59,7 @@ def build(version: str | None = None) -> Path:
     if target.is_file():
         return target
     cxx = compiler()
-    bridge = resources.files("asr") / "kenlm_bridge.cc"
+    bridge = _bridge_source()
     with tempfile.TemporaryDirectory() as tmp:
         log.info("compiling the KenLM bridge for the beam search (once, about 20 seconds)")
         source, files = unpack_source(version, Path(tmp))
