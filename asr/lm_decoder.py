@@ -228,16 +228,20 @@ def _ask(requests, n_req, state, word):
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _score_now(lm_score, lm_next, lm_context, state, kenlm_word, cache_key, cache_score, cache_state, cache_count,
-               slot, key):
-    """Ask KenLM through the bridge for log P(word | state) (natural log); cache it, with the state it leads to, in
-    `slot` (the empty one `_slot` found)."""
-    score = lm_score(lm_context, state, kenlm_word) * LN10
-    cache_key[slot] = key
-    cache_score[slot] = score
-    cache_state[slot] = lm_next(lm_context)
-    cache_count[0] += 1
-    return score
+def _score_slot(state, word, n_words_key, cache_key, cache_score, cache_state, cache_count, lm_score, lm_next,
+                lm_context, kenlm_words):
+    """The cache slot of log P(word | state) (natural log) and the state it leads to, asked of KenLM through the
+    bridge if not cached yet; -1 if not cached and there is no bridge (the caller then queues the question)."""
+    key = state * n_words_key + word
+    slot = _slot(cache_key, key)
+    if cache_key[slot] != key:
+        if lm_context == 0:
+            return -1
+        cache_key[slot] = key
+        cache_score[slot] = lm_score(lm_context, state, kenlm_words[word]) * LN10
+        cache_state[slot] = lm_next(lm_context)
+        cache_count[0] += 1
+    return slot
 
 
 @numba.njit(cache=True, nogil=True)
@@ -398,14 +402,11 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
                         word = unk_id
                         n_unk += 1
                         unk_units += max(1.0, length / UNK_CHARS)
-                    key = state * n_words_key + word
-                    slot = _slot(cache_key, key)
-                    if cache_key[slot] != key:  # not asked yet
-                        if lm_context == 0:  # no bridge: collect the question, run the frame again once answered
-                            n_req = _ask(requests, n_req, state, word)
-                            continue
-                        _score_now(lm_score, lm_next, lm_context, state, kenlm_words[word], cache_key, cache_score,
-                                   cache_state, cache_count, slot, key)
+                    slot = _score_slot(state, word, n_words_key, cache_key, cache_score, cache_state, cache_count,
+                                       lm_score, lm_next, lm_context, kenlm_words)
+                    if slot < 0:  # no bridge: collect the question, run the frame again once Python answers
+                        n_req = _ask(requests, n_req, state, word)
+                        continue
                     score = cache_score[slot]
                     lm += score
                     shortfall = max(0.0, estimate - lm_weight * score - unk_penalty * (unk_units - beam_p[b, 3]))
@@ -549,25 +550,19 @@ def _finish(params, unk_id, eos_id, beam, beam_p, beam_count, lex_word, cache_ke
                 n_unk += 1
                 unk_units += max(1.0, length / UNK_CHARS)
                 valid = not lexicon_only
-            key = state * n_words_key + word
-            slot = _slot(cache_key, key)
-            if cache_key[slot] != key:
-                if lm_context == 0:
-                    n_req = _ask(requests, n_req, state, word)
-                    continue
-                _score_now(lm_score, lm_next, lm_context, state, kenlm_words[word], cache_key, cache_score,
-                           cache_state, cache_count, slot, key)
+            slot = _score_slot(state, word, n_words_key, cache_key, cache_score, cache_state, cache_count, lm_score,
+                               lm_next, lm_context, kenlm_words)
+            if slot < 0:
+                n_req = _ask(requests, n_req, state, word)
+                continue
             lm += cache_score[slot]
             state = cache_state[slot]
             n_words += 1
-        key = state * n_words_key + eos_id
-        slot = _slot(cache_key, key)
-        if cache_key[slot] != key:
-            if lm_context == 0:
-                n_req = _ask(requests, n_req, state, eos_id)
-                continue
-            _score_now(lm_score, lm_next, lm_context, state, kenlm_words[eos_id], cache_key, cache_score,
-                       cache_state, cache_count, slot, key)
+        slot = _score_slot(state, eos_id, n_words_key, cache_key, cache_score, cache_state, cache_count, lm_score,
+                           lm_next, lm_context, kenlm_words)
+        if slot < 0:
+            n_req = _ask(requests, n_req, state, eos_id)
+            continue
         lm += cache_score[slot]
         total = acoustic + lm_weight * lm + word_bonus * n_words + unk_penalty * unk_units
         final[b, 0] = total if valid else -np.inf
