@@ -11,7 +11,8 @@
 #   3 mix       the training mix (small real corpora repeated) and the validation mix
 #   4 train     asr train from the weights of --start-commit's bundled model
 #   5 lm        a word 4-gram LM from the public-domain books and the modern English text
-#   6 tune      LM weight, word bonus and beam chosen on the dev mix (never a test set)
+#   6 tune      (with --average-with-start: the last epoch's weights averaged with the start's, half each, first)
+#               LM weight, word bonus and beam chosen on the dev mix (never a test set)
 #   7 package   asr export with int8 weights (--package-dir ../../asr/models makes the bundled default)
 #
 # A finished stage leaves a marker in $exp_dir/.done and is skipped when run again; training resumes from its last
@@ -47,6 +48,7 @@ lm_weights="0.5 0.7 0.9 1.1"
 word_bonuses="-2 -1 0 1"
 decode_beams="32 64 128 256 512"     # stage 6 stores the smallest within 0.1 WER points of the best
 package_dir=""
+average_with_start=false
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$script"; cat <<'USAGE'
 
@@ -66,6 +68,8 @@ options (defaults in brackets):
   --real-repeats N / --kokoro-repeats N / --classic-repeats N   times each is heard per epoch [3 / 5 / 2];
                                 with --kokoro-repeats 0 only the first corpus's dev and test sets are made
   --kokoro-more-repeats N       times the second Kokoro corpus is heard per epoch [as --kokoro-repeats]
+  --average-with-start          stage 6 tunes the last epoch averaged with the start weights (natural5: it kept
+                                the gains on real voices and lost nothing on the synthetic test) [off]
   --package-dir DIR             where stage 7 writes the model [exp_dir/package]
 USAGE
 }
@@ -86,6 +90,7 @@ while [ $# -gt 0 ]; do
     --kokoro-more-repeats) kokoro_more_repeats=$2; shift 2 ;;
     --classic-repeats) classic_repeats=$2; shift 2 ;;
     --package-dir) package_dir=$2; shift 2 ;;
+    --average-with-start) average_with_start=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "natural.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -155,8 +160,8 @@ if run_stage 3 mix; then
   done_stage 3
 fi
 
+start=$natural_dir/start-$start_commit.pt
 if run_stage 4 train; then
-  start=$natural_dir/start-$start_commit.pt
   [ -f "$start" ] || git show "$start_commit:asr/models/default.pt" > "$start"
   # Each planned count resumes the run and trains on to it. Raising the count stretches the cosine decay over the
   # new total, so the learning rate jumps back to where the longer schedule is (a warm restart): exp/natural3 was
@@ -191,7 +196,12 @@ fi
 if run_stage 6 tune; then
   # The grid at beam 64 (the acoustic model runs once), then the best setting at each beam: the smallest beam within
   # 0.1 WER points of the best is stored, where more beam stops paying on the dev mix.
-  asr lm tune --model "$exp_dir/model.pt" --lm "$lm_dir/lm.bin" --manifest "$manifests/valid-mix.jsonl" \
+  tuned_from=$exp_dir/model.pt
+  if [ "$average_with_start" = true ]; then
+    tuned_from=$exp_dir/model_avg.pt
+    python local/average.py --exp-dir "$exp_dir" --last 1 --with-checkpoints "$start" --output "$tuned_from"
+  fi
+  asr lm tune --model "$tuned_from" --lm "$lm_dir/lm.bin" --manifest "$manifests/valid-mix.jsonl" \
     --lm-weights $lm_weights --word-bonuses $word_bonuses --unk-penalties -20 --blank-penalties 1.5 \
     --beam-size 64 --beam-sizes $decode_beams --output "$exp_dir/model_lm.pt" --plot "$exp_dir/lm_tuning.png" \
     --no-progress
