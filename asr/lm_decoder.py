@@ -688,6 +688,43 @@ class _ScoreCache:
         return other
 
 
+class _PythonStates:
+    """LM states numbered from 0 (the start of a sentence) as `kenlm` package states, for a search without the
+    KenLM bridge: the same interface as the bridge's `kenlm_native.Context`, with handle 0 (no context)."""
+
+    handle = 0
+
+    def __init__(self, lm: LanguageModel):
+        import kenlm
+
+        self.new_state = kenlm.State
+        start = kenlm.State()
+        lm.model.BeginSentenceWrite(start)
+        self.states = [start]
+        self.number_of = {start: 0}
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def number(self, state) -> int:
+        """The number of `state`, given one if it is new."""
+        found = self.number_of.get(state)
+        if found is None:
+            found = self.number_of[state] = len(self.states)
+            self.states.append(state)
+        return found
+
+    def keep(self, numbers: list[int]) -> None:
+        """Forget every state but these (sorted, 0 first), renumbered 0, 1, ... in their order."""
+        self.states = [self.states[old] for old in numbers]
+        self.number_of = {s: i for i, s in enumerate(self.states)}
+
+    def copy(self) -> "_PythonStates":
+        other = object.__new__(_PythonStates)
+        other.new_state, other.states, other.number_of = self.new_state, list(self.states), dict(self.number_of)
+        return other
+
+
 class _SearchState:
     """One thread's working memory: the LM states met so far (numbered; kept by the KenLM bridge when it is built,
     else here) and the cache of their word scores."""
@@ -698,33 +735,15 @@ class _SearchState:
     max_states = 100_000
 
     def __init__(self, lm: LanguageModel):
-        import kenlm
-
-        self.kenlm = kenlm
         self.lm = lm
-        self.native = lm.native
         self.reset()
 
     def copy(self) -> "_SearchState":
         """Another working memory that starts with this one's LM states and cache."""
         other = object.__new__(_SearchState)
-        other.__dict__.update(self.__dict__)
-        other.workspaces = {}
-        if self.native is not None:
-            other.context = self.context.copy()
-        else:
-            other.states, other.state_id = list(self.states), dict(self.state_id)
-        other.cache = self.cache.copy()
+        other.lm, other.workspaces = self.lm, {}
+        other.states, other.cache = self.states.copy(), self.cache.copy()
         return other
-
-    @property
-    def state_count(self) -> int:
-        return len(self.context) if self.native is not None else len(self.states)
-
-    @property
-    def context_handle(self) -> int:
-        """The bridge's context for the compiled search; 0 without the bridge."""
-        return self.context.handle if self.native is not None else 0
 
     def workspace(self, width: int, ntok: int) -> dict:
         """Buffers for a search of this beam width, kept between utterances (allocating them costs more than
@@ -748,22 +767,14 @@ class _SearchState:
 
     def reset(self):
         self.workspaces = {}
-        if self.native is not None:
-            self.context = self.native.new_context()
-        else:
-            start = self.kenlm.State()
-            self.lm.model.BeginSentenceWrite(start)
-            self.states = [start]
-            self.state_id = {start: 0}
+        # The LM states met so far: kept by the KenLM bridge when it is built, else here.
+        native = self.lm.native
+        self.states = native.new_context() if native is not None else _PythonStates(self.lm)
         self.cache = _ScoreCache()
 
     def keep_states(self, used: list[int]) -> None:
         """Forget every LM state but `used` (sorted, 0 first), renumbered 0, 1, ...; the cache starts again."""
-        if self.native is not None:
-            self.context.keep(used)
-        else:
-            self.states = [self.states[old] for old in used]
-            self.state_id = {s: i for i, s in enumerate(self.states)}
+        self.states.keep(used)
         self.cache = _ScoreCache()
 
 
@@ -824,19 +835,14 @@ class LmBeamSearchDecoder:
 
     def _answer(self, state: _SearchState, requests: np.ndarray) -> None:
         """Ask kenlm the (LM state, word) questions the compiled search collected; cache the answers."""
-        model, states, state_id, words = self.lm.model, state.states, state.state_id, self.query_words
+        model, states, words = self.lm.model, state.states, self.query_words
         asked = requests[:np.argmax(requests[:, 0] < 0) if requests[-1, 0] < 0 else len(requests)]
         scores = np.empty(len(asked))
         next_states = np.empty(len(asked), dtype=np.int64)
-        new_state = state.kenlm.State
         for i, (lm_state, word) in enumerate(asked.tolist()):
-            out = new_state()
-            scores[i] = model.BaseScore(states[lm_state], words[word], out) * LN10
-            found = state_id.get(out)
-            if found is None:
-                found = state_id[out] = len(states)
-                states.append(out)
-            next_states[i] = found
+            out = states.new_state()
+            scores[i] = model.BaseScore(states.states[lm_state], words[word], out) * LN10
+            next_states[i] = states.number(out)
         state.cache = state.cache.make_room(len(asked))
         _store(*state.cache.arrays, asked[:, 0] * self.n_words_key + asked[:, 1], scores, next_states)
 
@@ -867,7 +873,7 @@ class LmBeamSearchDecoder:
         if options.blank_penalty:
             log_probs = log_probs.copy()  # the caller's array may be scored again with other options
             log_probs[:, self.vocabulary.blank] -= options.blank_penalty
-        if state.state_count > state.max_states:
+        if len(state.states) > state.max_states:
             state.reset()
         params = self._params
         width = options.beam_size
@@ -882,7 +888,7 @@ class LmBeamSearchDecoder:
         requests[:] = -1
         lex = self.lexicon
         lm_score, lm_next = self._lm_functions
-        lm_context = state.context_handle
+        lm_context = state.states.handle  # 0 without the bridge
         t = 0
         while True:
             t, status = _search(log_probs, t, params, self.vocabulary.blank, self.vocabulary.space, ntok,
@@ -907,7 +913,7 @@ class LmBeamSearchDecoder:
                     children, slot_of = grown, np.full(capacity, -1, dtype=np.int64)
                     space.update(node_parent=node_parent, node_token=node_token, node_frame=node_frame,
                                  node_seen=node_seen, node_best=node_best, children=children, slot_of=slot_of)
-                if state.state_count > state.max_states:
+                if len(state.states) > state.max_states:
                     self._forget_states(state, beam, int(beam_count[0]))
             else:
                 break
