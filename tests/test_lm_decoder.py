@@ -13,7 +13,7 @@ from asr.decode import beam_search
 from asr.errors import AsrError
 from asr.evaluate import ModelOutputs
 from asr.lm import LanguageModel
-from asr.lm_decoder import DecoderOptions, LmBeamSearchDecoder
+from asr.lm_decoder import DecoderOptions, LmBeamSearchDecoder, _bits_below
 from asr.lm_tune import tune_weights
 from asr.ngram import build_arpa
 from asr.text import Vocabulary
@@ -121,6 +121,30 @@ def test_each_lexicon_node_knows_the_tokens_that_go_on_from_it(lm):
     for node in range(len(lexicon.word)):  # the bitmask holds exactly the children's tokens (and the space)
         children = set(lexicon.token[lexicon.first[node]:lexicon.first[node + 1]].tolist())
         assert tokens_after(node) == children | ({VOCAB.space} if node and lexicon.word[node] >= 0 else set())
+
+
+def test_the_search_rows_of_the_lexicon_hold_each_nodes_fields(lm):
+    lexicon = LmBeamSearchDecoder(VOCAB, lm).lexicon
+    nodes = len(lexicon.word)
+    assert lexicon.rows.shape == (nodes, 4)
+    assert lexicon.rows[:, 0].tolist() == lexicon.first[:-1].tolist()
+    assert lexicon.rows[:, 1].tolist() == lexicon.letters.tolist()
+    assert lexicon.rows[:, 2].tolist() == lexicon.word.tolist()
+    assert lexicon.row_floats[:, 3].tolist() == lexicon.lookahead.tolist()
+    # The search finds a child by counting the lower tokens that go on: the same node as the trie's own rows.
+    for node in range(nodes):
+        letters = int(lexicon.letters[node]) & ~(1 << VOCAB.space)
+        for rank, i in enumerate(range(lexicon.first[node], lexicon.first[node + 1])):
+            token = int(lexicon.token[i])
+            assert bin(letters & ((1 << token) - 1)).count("1") == rank
+
+
+
+def test_bits_below_counts_the_set_bits_under_a_bit():
+    rng = np.random.default_rng(0)
+    for mask in [0, 1, (1 << 63) - 1, *rng.integers(0, 1 << 62, size=200).tolist()]:
+        for bit in (0, 1, 2, 31, 32, 62, 63):
+            assert _bits_below(mask, bit) == bin(mask & ((1 << bit) - 1)).count("1")
 
 
 def test_lookahead_keeps_the_likelier_word_in_a_narrow_beam(lm):
