@@ -349,8 +349,9 @@ def _search(log_probs, t, params, blank, space, ntok, unk_id,
             total = _logaddexp(p_blank, p_label)
             last = node_token[node]
             # The prefix's own candidate slot (empty, with its LM side), which the blank (tried in every frame)
-            # always needs. (Written out: the hot loop calls no helper with arrays, as numba counts references to
-            # arrays passed in with atomic instructions, which cost a tenth of the search.)
+            # always needs. (Written out, like the letter step below: numba counts references to arrays passed to
+            # a helper with atomic instructions, a tenth of the search on these paths; the rarer word ends still
+            # call _score_slot, which showed no such cost.)
             same = slot_of[node]
             if same < 0:
                 same = n_cand

@@ -139,7 +139,6 @@ def test_the_search_rows_of_the_lexicon_hold_each_nodes_fields(lm):
             assert bin(letters & ((1 << token) - 1)).count("1") == rank
 
 
-
 def test_bits_below_counts_the_set_bits_under_a_bit():
     rng = np.random.default_rng(0)
     for mask in [0, 1, (1 << 63) - 1, *rng.integers(0, 1 << 62, size=200).tolist()]:

@@ -11,7 +11,8 @@
 #   3 mix       the training mix (small real corpora repeated) and the validation mix
 #   4 train     asr train from the weights of --start-commit's bundled model
 #   5 lm        a word 4-gram LM from the public-domain books and the modern English text
-#   6 tune      (with --average-with-start: the last epoch's weights averaged with the start's, half each, first)
+#   6 tune      (with --average-with-start: the last epoch's weights averaged with the start's first, half each
+#               or as --start-weight says)
 #               LM weight, word bonus and beam chosen on the dev mix (never a test set)
 #   7 package   asr export with int8 weights (--package-dir ../../asr/models makes the bundled default)
 #
