@@ -102,25 +102,40 @@ class Lexicon:
     child[first[n]:first[n + 1]], reached by tokens token[first[n]:first[n + 1]]; word[n] is the word id ending at
     n, or -1. Node 0 is the root (the start of a word)."""
 
-    first: np.ndarray
     token: np.ndarray
     child: np.ndarray
-    word: np.ndarray
     words: tuple[str, ...]  # word id -> text, as the LM spells it
-    # per node: the best unigram log-prob (natural log) of the words below it; 0 at the root and without scores
-    lookahead: np.ndarray
-    # per node: a bitmask of the tokens that go on from it (bit t for token t): its children's, and the space
-    # where a word ends (not at the root)
-    letters: np.ndarray
-    # The search's copy of the per-node fields, one 32-byte row a node (first, letters, word, lookahead's float64
-    # bits): a node the search meets is one cache line, not five arrays. (Cache misses on them were a quarter of
-    # the search's time.)
+    # The per-node fields, one 32-byte row a node (first, letters, word, lookahead's float64 bits): a node the search
+    # meets is one cache line, not four arrays. (Cache misses on them were a quarter of the search's time.) The
+    # properties below read them by name.
     rows: np.ndarray
 
     @property
     def row_floats(self) -> np.ndarray:
         """`rows` read as float64 (the lookahead column)."""
         return self.rows.view(np.float64)
+
+    @property
+    def first(self) -> np.ndarray:
+        """Per node, where its children start in `child`; one more entry closes the last node's."""
+        return np.append(self.rows[:, 0], len(self.child))
+
+    @property
+    def letters(self) -> np.ndarray:
+        """Per node, a bitmask of the tokens that go on from it (bit t for token t): its children's, and the space
+        where a word ends (not at the root)."""
+        return self.rows[:, 1]
+
+    @property
+    def word(self) -> np.ndarray:
+        """Per node, the id of the word ending there, or -1."""
+        return self.rows[:, 2]
+
+    @property
+    def lookahead(self) -> np.ndarray:
+        """Per node, the best unigram log-prob (natural log) of the words below it; 0 at the root and without
+        scores."""
+        return self.row_floats[:, 3]
 
 
 def _best_below(parent: np.ndarray, word: np.ndarray, word_scores: np.ndarray) -> np.ndarray:
@@ -173,7 +188,7 @@ def build_lexicon(words: Sequence[str], vocabulary: Vocabulary, unigram_score=No
     rows = np.empty((len(word), 4), dtype=np.int64)
     rows[:, 0], rows[:, 1], rows[:, 2] = first[:-1], goes_on, word
     rows[:, 3] = lookahead.astype(np.float64).view(np.int64)
-    return Lexicon(first, token, child, word, tuple(spellable), lookahead, goes_on, rows)
+    return Lexicon(token, child, tuple(spellable), rows)
 
 
 @numba.njit(cache=True)

@@ -123,20 +123,19 @@ def test_each_lexicon_node_knows_the_tokens_that_go_on_from_it(lm):
         assert tokens_after(node) == children | ({VOCAB.space} if node and lexicon.word[node] >= 0 else set())
 
 
-def test_the_search_rows_of_the_lexicon_hold_each_nodes_fields(lm):
+def test_the_search_finds_each_child_by_counting_the_tokens_below_it(lm):
     lexicon = LmBeamSearchDecoder(VOCAB, lm).lexicon
     nodes = len(lexicon.word)
     assert lexicon.rows.shape == (nodes, 4)
-    assert lexicon.rows[:, 0].tolist() == lexicon.first[:-1].tolist()
-    assert lexicon.rows[:, 1].tolist() == lexicon.letters.tolist()
-    assert lexicon.rows[:, 2].tolist() == lexicon.word.tolist()
-    assert lexicon.row_floats[:, 3].tolist() == lexicon.lookahead.tolist()
-    # The search finds a child by counting the lower tokens that go on: the same node as the trie's own rows.
+    assert lexicon.first[-1] == len(lexicon.child) == nodes - 1  # every node but the root is one node's child
+    assert (np.diff(lexicon.first) >= 0).all()
+    # The search reads a node's row, counts the tokens that go on below the one it follows, and lands on the same
+    # child as the trie's own rows.
     for node in range(nodes):
-        letters = int(lexicon.letters[node]) & ~(1 << VOCAB.space)
-        for rank, i in enumerate(range(lexicon.first[node], lexicon.first[node + 1])):
+        first, letters = int(lexicon.rows[node, 0]), int(lexicon.rows[node, 1]) & ~(1 << VOCAB.space)
+        for i in range(lexicon.first[node], lexicon.first[node + 1]):
             token = int(lexicon.token[i])
-            assert bin(letters & ((1 << token) - 1)).count("1") == rank
+            assert first + bin(letters & ((1 << token) - 1)).count("1") == i
 
 
 def test_bits_below_counts_the_set_bits_under_a_bit():
