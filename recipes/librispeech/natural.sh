@@ -44,7 +44,7 @@ text=../../../shared/data/text
 real_train=../../../shared/data/real-train
 real_dev=../../../shared/data/real-dev
 lm_texts="$text/books_norm.txt.gz $text/modern_conversation.txt.gz $text/modern_dialogue.txt.gz $text/modern_short.txt.gz"
-lm_prune="0 1 1 1"                    # 0 0 1 1 made a 64 MB LM; this keeps model + LM near 50 MB
+lm_prune="0 1 1 1"                    # 47.5 MB; 0 0 1 1 makes a 64 MB LM (natural7 on: RESULTS.md)
 lm_weights="0.5 0.7 0.9 1.1"
 word_bonuses="-2 -1 0 1"
 decode_beams="32 64 128 256 512"     # stage 6 stores the smallest within 0.1 WER points of the best
@@ -74,6 +74,8 @@ options (defaults in brackets):
                                 the gains on real voices and lost nothing on the synthetic test) [off]
   --start-weight N              ... with the start weights counted N times, the epoch once (natural6: 2, where
                                 half and half lost 0.14 points on the synthetic test) [1]
+  --lm-prune "N N N N"          stage 5's n-gram pruning, a count per order (0: keep all), the LM's folder
+                                data/natural/lm-prune-NNNN [0 1 1 1]
   --package-dir DIR             where stage 7 writes the model [exp_dir/package]
 USAGE
 }
@@ -94,6 +96,7 @@ while [ $# -gt 0 ]; do
     --kokoro-more-repeats) kokoro_more_repeats=$2; shift 2 ;;
     --classic-repeats) classic_repeats=$2; shift 2 ;;
     --package-dir) package_dir=$2; shift 2 ;;
+    --lm-prune) lm_prune=$2; shift 2 ;;
     --average-with-start) average_with_start=true; shift ;;
     --start-weight) start_weight=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
