@@ -127,13 +127,14 @@ def test_the_search_finds_each_child_by_counting_the_tokens_below_it(lm):
     lexicon = LmBeamSearchDecoder(VOCAB, lm).lexicon
     nodes = len(lexicon.word)
     assert lexicon.rows.shape == (nodes, 4)
-    assert lexicon.first[-1] == len(lexicon.child) == nodes - 1  # every node but the root is one node's child
-    assert (np.diff(lexicon.first) >= 0).all()
+    assert len(lexicon.child) == nodes - 1  # every node but the root is one node's child
+    child_ranges = lexicon.first
+    assert child_ranges[0] == 0 and (np.diff(child_ranges) >= 0).all()  # the rows' starts, in order, within child
     # The search reads a node's row, counts the tokens that go on below the one it follows, and lands on the same
     # child as the trie's own rows.
     for node in range(nodes):
         first, letters = int(lexicon.rows[node, 0]), int(lexicon.rows[node, 1]) & ~(1 << VOCAB.space)
-        for i in range(lexicon.first[node], lexicon.first[node + 1]):
+        for i in range(child_ranges[node], child_ranges[node + 1]):
             token = int(lexicon.token[i])
             assert first + bin(letters & ((1 << token) - 1)).count("1") == i
 
