@@ -11,9 +11,9 @@
 #
 # Needs the recipe's corpora and manifests (recipes/librispeech: ./natural.sh --stop-stage 3) and, for the
 # comparison, PocketSphinx (pip install pocketsphinx). The first part (the model card's tables) takes about 25
-# minutes on 2 CPU cores; --all adds voted passes, long audio and frame phase (about 100 minutes more). Each step's
-# log is written when it finishes, and a step whose log exists is skipped, so an interrupted run goes on where it
-# stopped.
+# minutes on 2 CPU cores; --all adds voted passes, long audio, frame phase and the lineage of bundled models (about
+# 130 minutes more). Each step's log is written when it finishes, and a step whose log exists is skipped, so an
+# interrupted run goes on where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=false
@@ -74,4 +74,12 @@ step long-audio "$python" tools/bench_long_audio.py --manifest "$manifests/test.
 step frame-phase-silence "$python" tools/bench_frame_phase.py --manifest "$manifests/test.jsonl" --limit 150 \
   --shifts-ms 0 400
 step frame-phase "$python" tools/bench_frame_phase.py --manifest "$manifests/test.jsonl" --limit 300
+# Every bundled default since the synthetic-only one, each with its own LM and tuning (about 4 minutes a model);
+# append each new default's commit here.
+step lineage "$python" tools/plot_model_lineage.py --output "$out/lineage.png" --work-dir "$out/lineage-models" \
+  --models synthetic-only=0cc2a80 natural2=880414c natural3=a45850f natural4=90752d6 natural5=722bee7 \
+  natural6=4b7137a natural7=d187bfa \
+  --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
+  fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}" synthetic-test="${sets[test]}" \
+  --goal real-dev=27.2 kokoro-test=10 synthetic-test=10.84
 echo "model_card_figures: every log is in $out/"

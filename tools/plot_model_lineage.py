@@ -48,21 +48,20 @@ def plot(scores: dict[str, dict[str, float]], models: list[str], goals: dict[str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7.5, 4.2))
+    figure, axis = plt.subplots(figsize=(9, 4.4))
     positions = range(len(models))
     for name, by_model in scores.items():
         line = axis.plot(positions, [100 * by_model[m] if m in by_model else float("nan") for m in models],
                          marker="o", label=name)
         if name in goals:
-            axis.axhline(goals[name], color=line[0].get_color(), linestyle=":", linewidth=1)
-            axis.annotate(f"goal {goals[name]:g}", (len(models) - 1, goals[name]), textcoords="offset points",
-                          xytext=(0, 3), ha="right", fontsize=8, color=line[0].get_color())
+            axis.axhline(goals[name], color=line[0].get_color(), linestyle=":", linewidth=1.2,
+                         label=f"{name} goal ({goals[name]:g})")
     axis.set_xticks(list(positions), models, rotation=30, ha="right")
     axis.set_ylabel("WER % (as asr transcribe runs it, with its LM)")
     axis.set_ylim(bottom=0)
     axis.set_title("WER by dev set of each bundled default model")
     axis.grid(alpha=0.3)
-    axis.legend()
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     figure.tight_layout()
     figure.savefig(output, dpi=110)
 
