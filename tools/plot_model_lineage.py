@@ -2,7 +2,7 @@
 decoding), as a plot and JSON: how the shipped model got to where it is, one point per commit that changed it.
 
     python tools/plot_model_lineage.py --output lineage.png \
-        --models synthetic=0cc2a80 natural2=880414c natural3=a45850f ... \
+        --models synthetic-only=0cc2a80 natural2=880414c natural3=a45850f ... \
         --sets real-dev=M/real-dev.jsonl speechocean762-dev=M/speechocean762-dev.jsonl ...
 
 Each model is read from git (`asr/models/default.pt` and the LM it names, as committed), into --work-dir. A score
@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 
 from asr.errors import AsrError
-from asr.evaluate import evaluate_manifest
+from asr.evaluate import evaluate_beams
+from asr.transcribe import load_model
 
-BUNDLED_FILES = ("default.pt", "default-lm.bin", "default-lm.bin.words")
+BUNDLED_FILES = ("default-lm.bin.words", "default-lm.bin", "default.pt")  # in the order they are extracted
 
 
 def model_at(commit: str, work_dir: Path) -> Path:
@@ -30,6 +31,8 @@ def model_at(commit: str, work_dir: Path) -> Path:
     if model.is_file():
         return model
     folder.mkdir(parents=True, exist_ok=True)
+    # The model is written last: a folder with default.pt in it is complete, so an interrupted one is redone rather
+    # than scored without its LM.
     for name in BUNDLED_FILES:
         shown = subprocess.run(["git", "show", f"{commit}:asr/models/{name}"], capture_output=True)
         if shown.returncode != 0:
@@ -38,7 +41,7 @@ def model_at(commit: str, work_dir: Path) -> Path:
             continue  # a model with no LM beside it
         partial = folder / f"{name}.partial"
         partial.write_bytes(shown.stdout)
-        partial.rename(folder / name)  # the model last, so a half-extracted folder is redone
+        partial.rename(folder / name)
     return model
 
 
@@ -88,11 +91,12 @@ def main() -> int:
         goals = {name: float(value) for name, value in pairs(args.goal, "--goal").items()}
         scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
         for name, commit in models.items():
+            recognizer = None  # loaded (with its LM) once for all the sets it has not been scored on
             for set_name, manifest in sets.items():
                 if name in scores.get(set_name, {}):
                     continue
-                model = model_at(commit, Path(args.work_dir))
-                report = evaluate_manifest(model, manifest, show_progress=False)
+                recognizer = recognizer or load_model(model_at(commit, Path(args.work_dir)))
+                report = evaluate_beams(recognizer, manifest, [recognizer.beam_size], show_progress=False)[0]
                 scores.setdefault(set_name, {})[name] = round(report.wer.rate, 5)
                 print(f"{name} ({commit}) {set_name}: WER {100 * report.wer.rate:.2f}%", flush=True)
                 scores_path.write_text(json.dumps(scores, indent=1) + "\n")
