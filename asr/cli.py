@@ -6,6 +6,7 @@ Bad input ends with one line on stderr naming the file and the problem, and exit
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import sys
@@ -351,7 +352,7 @@ def _lm_build(args) -> int:
 def _lm_tune(args) -> int:
     from asr.checkpoint import load_model_file
     from asr.evaluate import model_outputs
-    from asr.lm_tune import BEAM_TOLERANCE, plot_grid, store_weights, sweep_beams, tune_weights
+    from asr.lm_tune import BEAM_TOLERANCE, plot_grid, store_weights, sweep_beams, sweep_passes, tune_weights
     from asr.transcribe import Recognizer
 
     recognizer = Recognizer(load_model_file(args.model), device=args.device, beam_size=args.beam_size, lm=args.lm)
@@ -375,8 +376,20 @@ def _lm_tune(args) -> int:
             print(f"{size:>4}  {100 * wer:6.2f}  {seconds:8.1f}{'   <- chosen' if size == sweep.chosen else ''}")
         beam = sweep.chosen
         print(f"beam {beam}: the smallest within {100 * BEAM_TOLERANCE:.1f} WER points of the best")
+    passes = None
+    if args.passes:
+        sweep = sweep_passes(recognizer, args.manifest, result, args.beam_sizes or [beam], args.passes,
+                             show_progress=not args.no_progress)
+        print("passes  beam   WER %   seconds (model + search)")
+        for (i, count), (j, size) in itertools.product(enumerate(sweep.counts), enumerate(sweep.beams)):
+            chosen = (count, size) == sweep.chosen
+            print(f"{count:>6}  {size:>4}  {100 * sweep.wer[i, j]:6.2f}  {sweep.seconds[i, j]:8.1f}"
+                  f"{'   <- chosen' if chosen else ''}")
+        passes, beam = sweep.chosen
+        print(f"{passes} voted passes at beam {beam}: the fastest within {100 * BEAM_TOLERANCE:.1f} WER points of "
+              "the best")
     output = args.output or args.model
-    store_weights(args.model, output, args.lm, result, beam)
+    store_weights(args.model, output, args.lm, result, beam, passes)
     print(f"stored in {output}: `asr transcribe --model {output}` now uses {args.lm} with these weights")
     if args.plot:
         plot_grid(result, args.plot)
@@ -643,6 +656,10 @@ def build_parser() -> argparse.ArgumentParser:
     lm_tune.add_argument("--beam-sizes", type=_limited(limits.check_beam_size), nargs="+", metavar="N",
                          help="then decode the best setting at each of these beams and store the smallest within 0.1 "
                               "WER points of the best (default: store --beam-size)")
+    lm_tune.add_argument("--passes", type=_limited(limits.check_passes), nargs="+", metavar="N",
+                         help="then decode the best setting with each of these numbers of voted passes "
+                              "(`asr transcribe --passes`) at each of --beam-sizes, and store the fastest pair "
+                              "within 0.1 WER points of the best (default: keep the model's stored number, else 1)")
     lm_tune.add_argument("--output", help="write the tuned model here (default: update --model in place)")
     lm_tune.add_argument("--plot", help="also draw the WER grid as a heat map (PNG)")
     lm_tune.add_argument("--device", default="cpu", type=_limited(limits.check_device),

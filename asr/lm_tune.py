@@ -4,7 +4,8 @@ one pass of the acoustic model.
 The acoustic model runs once per utterance; each setting only re-runs the beam search, on every core. The best
 setting is stored in the model file, with the LM's path, so `asr transcribe` uses it by default. With several beam
 sizes, the best setting is then decoded at each, and the smallest beam within 0.1 WER points of the best is stored:
-the default beam is where more beam stops paying on dev, not a habit.
+the default beam is where more beam stops paying on dev, not a habit. With numbers of voted passes to try
+(`asr.voting`), passes and beam are chosen together: the fastest pair within 0.1 WER points of the best.
 
 The unknown-word penalty is searched with the other two because they trade against each other: the higher the LM
 weight, the more a rare known word costs, and a fixed penalty then makes misspelt "unknown" words the cheaper
@@ -25,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from asr.checkpoint import update_decoding
-from asr.evaluate import ModelOutputs, score_outputs
+from asr.evaluate import ModelOutputs, outputs_by_delay, score_outputs
 from asr.transcribe import Recognizer
 
 DEFAULT_LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -88,12 +89,16 @@ def tune_weights(recognizer: Recognizer, outputs: ModelOutputs, lm_weights: Sequ
 
 
 def store_weights(model_path: str | os.PathLike, output: str | os.PathLike, lm_path: str | os.PathLike,
-                  result: TuningResult, beam_size: int) -> None:
-    """Write the model again (to `output`, which may be the same file) with the tuned decoding options."""
-    update_decoding(model_path, output, dict(
+                  result: TuningResult, beam_size: int, passes: int | None = None) -> None:
+    """Write the model again (to `output`, which may be the same file) with the tuned decoding options (and the
+    number of voted passes, when given; otherwise the stored one stays)."""
+    changes = dict(
         lm=os.path.relpath(Path(lm_path).resolve(), Path(output).resolve().parent), lm_weight=result.best_lm_weight,
         word_bonus=result.best_word_bonus, unk_penalty=result.best_unk_penalty,
-        blank_penalty=result.best_blank_penalty, lm_beam_size=beam_size, tuned_wer=round(result.best_wer, 5)))
+        blank_penalty=result.best_blank_penalty, lm_beam_size=beam_size, tuned_wer=round(result.best_wer, 5))
+    if passes is not None:
+        changes["passes"] = passes
+    update_decoding(model_path, output, changes)
 
 
 @dataclass(frozen=True)
@@ -107,13 +112,18 @@ class BeamSweep:
 BEAM_TOLERANCE = 0.001  # a wider beam must gain more than 0.1 WER points on dev to be worth its time
 
 
+def tuned_setting(recognizer: Recognizer, result: TuningResult):
+    """The recognizer's LM decoder with the best setting of `result`."""
+    return recognizer.lm_decoder.with_options(
+        lm_weight=result.best_lm_weight, word_bonus=result.best_word_bonus, unk_penalty=result.best_unk_penalty,
+        blank_penalty=result.best_blank_penalty)
+
+
 def sweep_beams(recognizer: Recognizer, outputs: ModelOutputs, result: TuningResult, beams: Sequence[int],
                 show_progress: bool = True) -> BeamSweep:
     """WER and decoding time of the tuned setting at each beam; the chosen beam is the smallest whose WER is within
     `BEAM_TOLERANCE` of the best: where more beam stops paying."""
-    setting = recognizer.lm_decoder.with_options(
-        lm_weight=result.best_lm_weight, word_bonus=result.best_word_bonus, unk_penalty=result.best_unk_penalty,
-        blank_penalty=result.best_blank_penalty)
+    setting = tuned_setting(recognizer, result)
     wers, seconds = [], []
     for beam in tqdm(sorted(beams), desc="beams", unit="beam", disable=not show_progress):
         started = time.perf_counter()
@@ -121,6 +131,41 @@ def sweep_beams(recognizer: Recognizer, outputs: ModelOutputs, result: TuningRes
         seconds.append(time.perf_counter() - started)
     chosen = next(beam for beam, wer in zip(sorted(beams), wers) if wer <= min(wers) + BEAM_TOLERANCE)
     return BeamSweep(tuple(sorted(beams)), tuple(wers), tuple(seconds), chosen)
+
+
+@dataclass(frozen=True)
+class PassesSweep:
+    counts: tuple[int, ...]
+    beams: tuple[int, ...]
+    wer: np.ndarray  # (counts, beams), fraction
+    seconds: np.ndarray  # (counts, beams): the acoustic model's mean time per pass times the count, plus the search
+    chosen: tuple[int, int]  # (count, beam)
+
+
+def sweep_passes(recognizer: Recognizer, manifest: str | os.PathLike, result: TuningResult, beams: Sequence[int],
+                 counts: Sequence[int], show_progress: bool = True) -> PassesSweep:
+    """WER and time of the tuned setting with each number of voted passes at each beam. Voting evens out some of
+    what a wider beam fixes, so the two are chosen together: the fastest (count, beam) whose WER is within
+    `BEAM_TOLERANCE` of the best. The acoustic model runs once per distinct delay, for all counts together."""
+    counts, beams = sorted(set(counts)), sorted(set(beams))
+    delays_of = {count: recognizer.pass_delays(count) for count in counts}
+    delays = sorted({delay for each in delays_of.values() for delay in each})
+    started = time.perf_counter()
+    by_delay = dict(zip(delays, outputs_by_delay(recognizer, manifest, delays, show_progress=show_progress)))
+    model_seconds_per_pass = (time.perf_counter() - started) / len(delays)
+    setting = tuned_setting(recognizer, result)
+    wer, seconds = np.zeros((len(counts), len(beams))), np.zeros((len(counts), len(beams)))
+    with tqdm(total=wer.size, desc="passes x beams", unit="setting", disable=not show_progress) as bar:
+        for (i, count), (j, beam) in itertools.product(enumerate(counts), enumerate(beams)):
+            passes = [by_delay[delay] for delay in delays_of[count]]
+            started = time.perf_counter()
+            wer[i, j] = score_outputs(recognizer, passes if count > 1 else passes[0], beam,
+                                      decoder=setting.with_options(beam_size=beam)).wer.rate
+            seconds[i, j] = time.perf_counter() - started + count * model_seconds_per_pass
+            bar.update()
+    good = np.argwhere(wer <= wer.min() + BEAM_TOLERANCE)
+    i, j = min(good, key=lambda cell: seconds[tuple(cell)])
+    return PassesSweep(tuple(counts), tuple(beams), wer, seconds, (counts[i], beams[j]))
 
 
 def plot_grid(result: TuningResult, path: str | os.PathLike, title: str = "") -> None:

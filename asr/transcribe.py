@@ -111,11 +111,14 @@ class Recognizer:
             self.beam_size = beam_size or int(decoding.get("beam_size", 1))
         # Seconds per model output frame: the feature hop times the feature frames per output frame.
         self.frame_seconds = self.model.config.input_frames_per_output / self.feature_config.frames_per_second
-        passes = limits.check_passes(decoding.get("passes", 1) if passes is None else passes)
-        # With several passes, the audio is delayed by each of `passes` even steps across one LSTM step (40 ms for
-        # the default model), the phases at which its mistakes differ most (asr.voting).
+        self.delays = self.pass_delays(decoding.get("passes", 1) if passes is None else passes)
+
+    def pass_delays(self, passes: int) -> list[int]:
+        """The delays in samples of `passes` voted passes: even steps across one LSTM step (40 ms for the default
+        model), the phases at which its mistakes differ most (asr.voting)."""
+        passes = limits.check_passes(passes)
         step_samples = self.frame_seconds * self.model.config.outputs_per_step * self.feature_config.sample_rate
-        self.delays = [int(round(k * step_samples / passes)) for k in range(passes)]
+        return [int(round(k * step_samples / passes)) for k in range(passes)]
 
     def transcribe(self, audio: AudioSource | Sequence[str | os.PathLike], sample_rate: int | None = None, *,
                    beam_size: int | None = None, batch_size: int = 8) -> Transcript | list[Transcript]:

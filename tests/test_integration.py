@@ -55,9 +55,10 @@ def test_tiny_model_learns_speech_and_the_cli_transcribes_it(tmp_path):
     subprocess.run(command + ["lm", "tune", "--model", str(model_path), "--lm", str(lm_path), "--manifest",
                               str(manifest), "--lm-weights", "0", "1", "--word-bonuses", "0", "1",
                               "--unk-penalties", "-10", "-20", "--blank-penalties", "0", "1",
-                              "--output", str(tuned_path),
+                              "--beam-sizes", "4", "16", "--passes", "1", "3", "--output", str(tuned_path),
                               "--plot", str(tmp_path / "grid.png"), "--no-progress"], check=True)
     decoding = torch.load(tuned_path, weights_only=True)["decoding"]
+    assert decoding["passes"] in (1, 3) and decoding["lm_beam_size"] in (4, 16)
     assert decoding["lm"] == "lm.arpa" and decoding["lm_weight"] in (0, 1) and decoding["word_bonus"] in (0, 1)
     assert decoding["unk_penalty"] in (-10, -20) and decoding["blank_penalty"] in (0, 1)
     assert (tmp_path / "grid.png").stat().st_size > 0

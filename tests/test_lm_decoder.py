@@ -298,6 +298,53 @@ def test_the_stored_beam_is_the_smallest_within_a_tenth_of_a_point_of_the_best(l
     assert len(sweep.seconds) == 4
 
 
+def test_passes_and_beam_are_chosen_together_and_each_delay_is_heard_once(lm, monkeypatch):
+    import asr.lm_tune as lm_tune
+
+    delays_of = {1: [0], 3: [0, 213, 427], 5: [0, 128, 256, 384, 512]}
+    wer_at = {(1, 16): 0.30, (1, 64): 0.20, (3, 16): 0.1004, (3, 64): 0.1002, (5, 16): 0.1000, (5, 64): 0.0995}
+    heard, clock = [], [0.0]  # a fake clock: 10 s of acoustic model per delay, count x beam s of search
+
+    def outputs_by_delay(recognizer, manifest, delays, show_progress):
+        heard.extend(delays)
+        clock[0] += 10.0 * len(delays)
+        return [f"outputs at {delay}" for delay in delays]
+
+    def score_outputs(recognizer, outputs, beam, decoder):
+        assert decoder.options.beam_size == beam and decoder.options.lm_weight == 0.5
+        count = 1 if isinstance(outputs, str) else len(outputs)
+        expected = [f"outputs at {delay}" for delay in delays_of[count]]
+        assert (outputs if count > 1 else [outputs]) == expected  # the passes of that count, in order
+        clock[0] += count * beam
+        return SimpleNamespace(wer=SimpleNamespace(rate=wer_at[count, beam]))
+
+    monkeypatch.setattr(lm_tune, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(lm_tune, "outputs_by_delay", outputs_by_delay)
+    monkeypatch.setattr(lm_tune, "score_outputs", score_outputs)
+    recognizer = SimpleNamespace(vocabulary=VOCAB, lm_decoder=LmBeamSearchDecoder(VOCAB, lm),
+                                 pass_delays=delays_of.__getitem__)
+    result = SimpleNamespace(best_lm_weight=0.5, best_word_bonus=0.0, best_unk_penalty=-10.0, best_blank_penalty=0.0)
+    sweep = lm_tune.sweep_passes(recognizer, "dev.jsonl", result, [64, 16], [5, 1, 3, 3], show_progress=False)
+    assert sweep.counts == (1, 3, 5) and sweep.beams == (16, 64) and sweep.wer.shape == sweep.seconds.shape == (3, 2)
+    assert sorted(heard) == sorted({d for delays in delays_of.values() for d in delays})  # delay 0 once, not 3 times
+    assert sweep.seconds[1, 0] == 3 * 10 + 3 * 16 and sweep.seconds[2, 1] == 5 * 10 + 5 * 64
+    # Within 0.1 points of the best (5 passes at 64: 9.95%) are 3 and 5 passes at either beam; 3 at 16 is fastest.
+    assert sweep.chosen == (3, 16)
+
+
+def test_pass_delays_step_evenly_across_one_lstm_step(model_path):
+    from asr.transcribe import load_model
+
+    recognizer = load_model(model_path, lm=False)
+    step = recognizer.frame_seconds * recognizer.model.config.outputs_per_step * 16000
+    assert recognizer.pass_delays(1) == [0] == recognizer.delays
+    delays = recognizer.pass_delays(4)
+    assert delays == sorted(set(delays)) and len(delays) == 4 and delays[-1] < step
+    assert delays[1] == round(step / 4)
+    with pytest.raises(AsrError, match="passes"):
+        recognizer.pass_delays(0)
+
+
 def test_storing_tuned_options_keeps_an_exported_files_weights(tmp_path, model_path):
     from asr.checkpoint import load_model_file
     from asr.export import export_model
@@ -313,6 +360,11 @@ def test_storing_tuned_options_keeps_an_exported_files_weights(tmp_path, model_p
     assert {k: v.dtype for k, v in after["state_dict"].items()} == {k: v.dtype for k, v in before.items()}
     assert after["decoding"]["lm_beam_size"] == 64 and after["decoding"]["lm_weight"] == 0.7
     assert load_model_file(tmp_path / "tuned.pt").decoding["lm"] == "lm.arpa"
+    assert "passes" not in after["decoding"]
+    store_weights(tmp_path / "tuned.pt", tmp_path / "voted.pt", tmp_path / "lm.arpa", result, beam_size=64, passes=3)
+    assert load_model_file(tmp_path / "voted.pt").decoding["passes"] == 3
+    store_weights(tmp_path / "voted.pt", tmp_path / "again.pt", tmp_path / "lm.arpa", result, beam_size=32)
+    assert load_model_file(tmp_path / "again.pt").decoding["passes"] == 3  # kept when not tuned again
 
 
 def swallow(log_probs, frame, char, log_prob=-5.5):

@@ -33,8 +33,9 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=200, help="first N utterances (0: all)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--passes", type=int, nargs="+", default=[1],
-                        help="numbers of voted passes to time with the LM (default: 1)")
+    parser.add_argument("--passes", type=int, nargs="+", default=[None],
+                        help="numbers of voted passes to time with the LM (default: the number stored with the "
+                             "model, as `asr transcribe` runs it)")
     parser.add_argument("--lm-beam-sizes", type=int, nargs="+", default=[None],
                         help="beams to time with the LM (default: the one stored with the model)")
     parser.add_argument("--default-only", action="store_true",
@@ -69,6 +70,7 @@ def main() -> int:
         seconds = time.perf_counter() - started
         wer = word_error_rate(references, [r.text for r in results]).rate
         name = f"{'int8' if int8 else 'fp32'}, {'beam ' + str(recognizer.beam_size) + ' + LM' if with_lm else 'greedy'}"
+        passes = len(recognizer.delays)
         name += f", {passes} passes" if passes > 1 else ""
         rows.append((name, seconds / audio_seconds, 100 * wer))
         print(f"{name:<22} RTF {seconds / audio_seconds:.4f}   WER {100 * wer:6.2f}%", flush=True)

@@ -48,6 +48,7 @@ lm_prune="0 1 1 1"                    # 47.5 MB; 0 0 1 1 makes a 64 MB LM (natur
 lm_weights="0.5 0.7 0.9 1.1"
 word_bonuses="-2 -1 0 1"
 decode_beams="32 64 128 256 512"     # stage 6 stores the smallest within 0.1 WER points of the best
+tune_passes="1"                       # numbers of voted passes stage 6 tries with those beams
 package_dir=""
 average_with_start=false
 start_weight=1                        # with --average-with-start: the start weights count this many times
@@ -76,6 +77,9 @@ options (defaults in brackets):
                                 half and half lost 0.14 points on the synthetic test) [1]
   --lm-prune "N N N N"          stage 5's n-gram pruning, a count per order (0: keep all), the LM's folder
                                 data/natural/lm-prune-NNNN [0 1 1 1]
+  --passes "N [M ...]"          numbers of voted passes (`asr transcribe --passes`) stage 6 tries at each beam; it
+                                stores the fastest pair of passes and beam within 0.1 WER points of the best
+                                (natural7: "1 3 5 7") [1: one pass]
   --package-dir DIR             where stage 7 writes the model [exp_dir/package]
 USAGE
 }
@@ -97,6 +101,7 @@ while [ $# -gt 0 ]; do
     --classic-repeats) classic_repeats=$2; shift 2 ;;
     --package-dir) package_dir=$2; shift 2 ;;
     --lm-prune) lm_prune=$2; shift 2 ;;
+    --passes) tune_passes=$2; shift 2 ;;
     --average-with-start) average_with_start=true; shift ;;
     --start-weight) start_weight=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -203,7 +208,8 @@ fi
 
 if run_stage 6 tune; then
   # The grid at beam 64 (the acoustic model runs once), then the best setting at each beam: the smallest beam within
-  # 0.1 WER points of the best is stored, where more beam stops paying on the dev mix.
+  # 0.1 WER points of the best is stored, where more beam stops paying on the dev mix. With --passes, each number of
+  # voted passes at each beam, and the fastest pair within 0.1 points of the best is stored instead.
   tuned_from=$exp_dir/model.pt
   if [ "$average_with_start" = true ]; then
     tuned_from=$exp_dir/model_avg.pt
@@ -211,10 +217,12 @@ if run_stage 6 tune; then
     for _ in $(seq "$start_weight"); do starts+=("$start"); done
     python local/average.py --exp-dir "$exp_dir" --last 1 --with-checkpoints "${starts[@]}" --output "$tuned_from"
   fi
+  passes_option=()
+  [ "$tune_passes" = 1 ] || passes_option=(--passes $tune_passes)
   asr lm tune --model "$tuned_from" --lm "$lm_dir/lm.bin" --manifest "$manifests/valid-mix.jsonl" \
     --lm-weights $lm_weights --word-bonuses $word_bonuses --unk-penalties -20 --blank-penalties 1.5 \
-    --beam-size 64 --beam-sizes $decode_beams --output "$exp_dir/model_lm.pt" --plot "$exp_dir/lm_tuning.png" \
-    --no-progress
+    --beam-size 64 --beam-sizes $decode_beams "${passes_option[@]}" --output "$exp_dir/model_lm.pt" \
+    --plot "$exp_dir/lm_tuning.png" --no-progress
   done_stage 6
 fi
 
