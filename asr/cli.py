@@ -10,6 +10,7 @@ import itertools
 import logging
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 from asr import limits
@@ -634,10 +635,15 @@ def build_parser() -> argparse.ArgumentParser:
     lm_tune = lm_commands.add_parser(
         "tune", help="grid-search the LM weight, word bonus, unknown-word and blank penalties on a dev set; store "
                      "the best with the model",
-        description="Run the acoustic model once over a dev manifest, then beam-search it with the LM at every "
-                    "(blank penalty, unknown-word penalty, LM weight, word bonus) setting and print the WER grids. "
-                    "The best setting, the beam size and the LM's path (relative to the model) are written into the "
-                    "model file, so `asr transcribe --model M` decodes with them by default.")
+        description=textwrap.fill(
+            "Run the acoustic model once over a dev manifest, then beam-search it with the LM at every (blank "
+            "penalty, unknown-word penalty, LM weight, word bonus) setting and print the WER grids. The best "
+            "setting, the beam size (and with --passes, the number of voted passes) and the LM's path (relative to "
+            "the model) are written into the model file, so `asr transcribe --model M` decodes with them by "
+            "default.", 100),
+        epilog="example:\n  asr lm tune --model exp/model.pt --lm lm.bin --manifest dev.jsonl --beam-sizes 64 128 256 "
+               "512 --passes 1 3 5 7",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     lm_tune.add_argument("--model", required=True, help="model file")
     lm_tune.add_argument("--lm", required=True, help="ARPA or KenLM binary language model")
     lm_tune.add_argument("--manifest", required=True, help="dev manifest (never the test set)")

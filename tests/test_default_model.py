@@ -65,3 +65,11 @@ def test_load_model_with_no_argument_is_the_bundled_default_with_its_lm():
     reference = (EXAMPLES / "speech.txt").read_text().strip()
     assert recognizer.transcribe(str(EXAMPLES / "speech.flac")).text == reference
     assert asr.transcribe(str(EXAMPLES / "speech.flac")).text == reference  # the one-call form
+
+
+def test_the_bundled_model_votes_the_passes_tuned_with_it_unless_told_otherwise():
+    import torch
+
+    stored = torch.load(default_model_path(), weights_only=True)["decoding"]["passes"]  # `asr lm tune --passes`
+    assert stored > 1 and len(load_model(default_model_path()).delays) == stored
+    assert load_model(default_model_path(), passes=1).delays == [0]

@@ -75,7 +75,7 @@ step frame-phase "$python" tools/bench_frame_phase.py --manifest "$manifests/tes
 # append each new default's commit here.
 step lineage "$python" tools/plot_model_lineage.py --output "$out/lineage.png" --work-dir "$out/lineage-models" \
   --models synthetic-only=0cc2a80 natural2=880414c natural3=a45850f natural4=90752d6 natural5=722bee7 \
-  natural6=4b7137a natural7=d187bfa \
+  natural6=4b7137a natural7=d187bfa natural7-voted=59b5af7 \
   --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
   fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}" synthetic-test="${sets[test]}" \
   --goal real-dev=27.2 kokoro-test=10 synthetic-test=10.84
