@@ -12,8 +12,8 @@
 # Needs the recipe's corpora and manifests (recipes/librispeech: ./natural.sh --stop-stage 3) and, for the
 # comparison, PocketSphinx (pip install pocketsphinx). The first part (the model card's tables) takes about an
 # hour on 2 CPU cores with the bundled model's seven voted passes; --all adds int8, long audio, frame phase and the
-# lineage of bundled models (about 100 minutes more). Each step's log is written when it finishes, and a step whose log exists is skipped, so an
-# interrupted run goes on where it stopped.
+# lineage of bundled models (about 100 minutes more). Each step's log is written when it finishes, and a step whose
+# log exists is skipped, so an interrupted run goes on where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=false
