@@ -279,6 +279,18 @@ def _corpus_synth(args) -> int:
     return 0
 
 
+def _corpus_short_text(args) -> int:
+    from asr.short_utterances import write_short_text
+
+    if args.count < 1:
+        raise AsrError(f"--count {args.count}: give 1 or more utterances")
+    output = Path(args.output)
+    check_writable_file(output, "--output")
+    words = write_short_text(output, args.count, args.seed)
+    print(f"short utterances: {args.count} lines, {words} words -> {output}")
+    return 0
+
+
 def _corpus_prepare(args) -> int:
     from asr.librispeech import prepare_split
 
@@ -321,6 +333,8 @@ def _lm_build(args) -> int:
         raise AsrError("give --text (to train a model) or --arpa (to convert an existing one), not both or neither")
     if args.add_words and not args.text:
         raise AsrError("--add-words works when training from --text; an existing ARPA file keeps its vocabulary")
+    if args.exclude_min_words < 1:
+        raise AsrError(f"--exclude-min-words {args.exclude_min_words}: give 1 or more (1 drops every transcript)")
     arpa = args.arpa
     if args.text:
         if not args.output:
@@ -329,7 +343,7 @@ def _lm_build(args) -> int:
         excluded = [u.text for manifest in args.exclude or [] for u in read_manifest(manifest)]
         sentences = []
         for path in args.text:
-            more, counts = ngram.read_text(path, excluded)
+            more, counts = ngram.read_text(path, excluded, args.exclude_min_words)
             sentences.extend(more)
             print(f"text {path}: {len(more)} sentences of {counts['lines']} lines ({counts['normalised']} "
                   f"normalised, {counts['excluded']} excluded as evaluation transcripts, {counts['empty']} empty)")
@@ -564,6 +578,19 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--no-progress", action="store_true", help="no progress bar")
     synth.set_defaults(run=_corpus_synth)
 
+    short_text = corpus_commands.add_parser(
+        "short-text", help="write short everyday utterances made from templates, as text for an LM",
+        description="Write COUNT short utterances, one a line (.txt or .txt.gz), from the templates and word lists "
+                    "that --short-share speaks (digit strings, numbers, times, dates, names, single words, "
+                    "phone-menu phrases), for `asr lm build --text`: whole lines such as YES or CALL JOHN SMITH "
+                    "are rare in books and talk. Deterministic for a seed; take another seed than the spoken "
+                    "corpus's.",
+        epilog="example: asr corpus short-text --count 30000 --seed 101 --output short.txt.gz")
+    short_text.add_argument("--count", type=int, required=True, help="how many utterances")
+    short_text.add_argument("--seed", type=int, default=101, help="decides the utterances (default: 101)")
+    short_text.add_argument("--output", required=True, help="text file to write (.txt or .txt.gz)")
+    short_text.set_defaults(run=_corpus_short_text)
+
     prepare = corpus_commands.add_parser(
         "prepare", help="LibriSpeech-layout splits -> JSONL manifests",
         description="Read ROOT/SPLIT/<speaker>/<chapter>/ folders into OUTPUT_DIR/SPLIT.jsonl. Missing audio, "
@@ -624,6 +651,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="with --add-words, only words whose count is at least N (default: all)")
     lm_build.add_argument("--exclude", nargs="+", metavar="MANIFEST",
                           help="drop text lines equal to a transcript of these manifests (keep test text out)")
+    lm_build.add_argument("--exclude-min-words", type=int, default=3, metavar="N",
+                          help="drop only the transcripts of at least N words: shorter ones (YES, NO, FIVE) identify "
+                               "no utterance, and dropping them teaches the LM nobody says them (default: 3)")
     lm_build.add_argument("--discount-fallback", action="store_true",
                           help="on text too small to estimate discounts, use 0.5 1 1.5 (as lmplz does)")
     lm_build.add_argument("--binary", help="also write a KenLM trie binary here (compiles KenLM's build_binary once)")

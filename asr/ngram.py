@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz's --discount_fallback, for texts too small to estimate them
 _PLAIN_LINE = re.compile(r"[A-Z' ]*")
+# An evaluation transcript shorter than this is kept in the LM text: "YES", "NO", "FIVE" or "WHY NOT" identify no
+# utterance, and dropping every such line would teach the LM that nobody ever says them. (The shared text was
+# cleaned by the same rule: only transcripts of three or more words were searched for.) `asr lm build
+# --exclude-min-words` has the same default.
+EXCLUDE_MIN_WORDS = 3
 
 
 @dataclass
@@ -69,13 +74,15 @@ class LmSummary:
     discounts: tuple[tuple[float, float, float], ...]
 
 
-def read_text(path: str | os.PathLike, exclude: Iterable[str] = ()) -> tuple[list[str], dict[str, int]]:
+def read_text(path: str | os.PathLike, exclude: Iterable[str] = (),
+              exclude_min_words: int = EXCLUDE_MIN_WORDS) -> tuple[list[str], dict[str, int]]:
     """Sentences of a (gzipped) text file, one a line, normalised to the recogniser's alphabet when they are not
-    already; lines equal to an `exclude` sentence (say, the transcripts of the evaluation sets) are dropped."""
+    already; lines equal to an `exclude` sentence of at least `exclude_min_words` words (say, the transcripts of
+    the evaluation sets) are dropped."""
     path = Path(path)
     if not path.is_file():
         raise AsrError(f"{path}: no such text file; give a text file with one sentence per line")
-    excluded = {" ".join(sentence.split()) for sentence in exclude}
+    excluded = {" ".join(sentence.split()) for sentence in exclude if len(sentence.split()) >= exclude_min_words}
     opener = gzip.open if path.suffix == ".gz" else open
     sentences, counts = [], {"lines": 0, "normalised": 0, "excluded": 0, "empty": 0}
     try:

@@ -7,6 +7,10 @@ of it comes from an evaluation set.
 
 from __future__ import annotations
 
+import gzip
+import os
+from pathlib import Path
+
 import numpy as np
 from num2words import num2words
 
@@ -110,3 +114,19 @@ def short_utterances(count: int, seed: int) -> list[str]:
             seen.add(text)
             made.append(text)
     return made
+
+
+def write_short_text(path: str | os.PathLike, count: int, seed: int) -> int:
+    """Write `count` utterances (`short_utterances`), one a line, to a .txt or .txt.gz file, for LM text: the LM
+    then knows the sentences people say to a phone menu, which books and talk seldom hold as whole lines. Written
+    through a temporary file, so an interrupted run leaves no half file. Returns the number of words."""
+    path = Path(path)
+    lines = short_utterances(count, seed)
+    body = ("\n".join(lines) + "\n").encode()
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_bytes(gzip.compress(body, mtime=0) if path.suffix == ".gz" else body)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return sum(len(line.split()) for line in lines)

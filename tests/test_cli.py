@@ -149,3 +149,32 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path, model_path, cap
         write_tone(tmp_path / f"t{i}.wav", seconds=0.5)
     code, out, err = run(["transcribe", *[tmp_path / f"t{i}.wav" for i in range(3)], "--model", model_path], capsys)
     assert code == 0 and len(out.splitlines()) == 3 and "transcribing" not in err
+
+
+def test_short_text_writes_template_utterances_for_the_lm(tmp_path, capsys):
+    import gzip
+
+    output = tmp_path / "short.txt.gz"
+    code, out, _ = run(["corpus", "short-text", "--count", 50, "--seed", 3, "--output", output], capsys)
+    lines = gzip.decompress(output.read_bytes()).decode().splitlines()
+    assert code == 0 and len(lines) == 50 and "50 lines" in out
+    assert run(["corpus", "short-text", "--count", 50, "--seed", 3, "--output", tmp_path / "again.txt"],
+               capsys)[0] == 0
+    assert (tmp_path / "again.txt").read_text().splitlines() == lines  # the same utterances for a seed
+    code, _, err = run(["corpus", "short-text", "--count", 0, "--output", output], capsys)
+    assert code == 2 and "--count 0" in err and len(err.strip().splitlines()) == 1
+
+
+def test_lm_build_keeps_short_evaluation_transcripts_unless_told(tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("NO\nA TEST SENTENCE\nYES PLEASE\nTHE CAT SAT\n" * 3)
+    manifest = tmp_path / "eval.jsonl"
+    manifest.write_text("".join(json.dumps({"id": str(i), "audio": "a.wav", "duration": 1.0, "text": t}) + "\n"
+                                for i, t in enumerate(["NO", "A TEST SENTENCE"])))
+    for option, excluded in ([], 3), (["--exclude-min-words", 1], 6):
+        code, out, _ = run(["lm", "build", "--text", text, "--order", 2, "--discount-fallback", "--output",
+                            tmp_path / "lm.arpa", "--exclude", manifest, *option], capsys)
+        assert code == 0 and f"{excluded} excluded as evaluation transcripts" in out
+    code, _, err = run(["lm", "build", "--text", text, "--output", tmp_path / "lm.arpa", "--exclude-min-words", 0],
+                       capsys)
+    assert code == 2 and "--exclude-min-words 0" in err

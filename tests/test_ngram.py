@@ -101,6 +101,17 @@ def test_exclusion_and_normalisation_of_the_text(tmp_path):
     assert counts == {"lines": 4, "normalised": 1, "excluded": 1, "empty": 1}
 
 
+def test_short_evaluation_transcripts_stay_in_the_text(tmp_path):
+    """ "NO" or "WHY NOT" in an evaluation set identifies no utterance; dropping it would teach the LM nobody says it."""
+    text = tmp_path / "text.txt"
+    text.write_text("NO\nWHY NOT\nA TEST SENTENCE\nYES\n")
+    evaluation = ["NO", "WHY NOT", "A TEST SENTENCE"]
+    sentences, counts = read_text(text, exclude=evaluation)
+    assert sentences == ["NO", "WHY NOT", "YES"] and counts["excluded"] == 1
+    sentences, counts = read_text(text, exclude=evaluation, exclude_min_words=1)
+    assert sentences == ["YES"] and counts["excluded"] == 3
+
+
 def test_vocabulary_size_maps_rare_words_to_unk(tmp_path):
     arpa = tmp_path / "lm.arpa"
     summary = build_arpa(["A A A B", "A C"], arpa, order=2, vocabulary_size=1, discount_fallback=(0.5, 1, 1.5))

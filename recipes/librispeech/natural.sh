@@ -45,6 +45,7 @@ real_train=../../../shared/data/real-train
 real_dev=../../../shared/data/real-dev
 lm_texts="$text/books_norm.txt.gz $text/modern_conversation.txt.gz $text/modern_dialogue.txt.gz $text/modern_short.txt.gz"
 lm_prune="0 1 1 1"                    # 47.5 MB; 0 0 1 1 makes a 64 MB LM (natural7 on: RESULTS.md)
+lm_short_utterances=0                 # template utterances added to the LM text (natural7-short: 30000)
 lm_weights="0.5 0.7 0.9 1.1"
 word_bonuses="-2 -1 0 1"
 decode_beams="32 64 128 256 512"     # stage 6 stores the smallest within 0.1 WER points of the best
@@ -77,6 +78,8 @@ options (defaults in brackets):
                                 half and half lost 0.14 points on the synthetic test) [1]
   --lm-prune "N N N N"          stage 5's n-gram pruning, a count per order (0: keep all), the LM's folder
                                 data/natural/lm-prune-NNNN [0 1 1 1]
+  --lm-short-utterances N       add N short everyday utterances made from templates (`asr corpus short-text`,
+                                seed 101) to the LM text; the LM's folder gets -shortN [0, none]
   --passes "N [M ...]"          numbers of voted passes (`asr transcribe --passes`) stage 6 tries at each beam; it
                                 stores the fastest pair of passes and beam within 0.1 WER points of the best
                                 (natural7: "1 3 5 7") [1: one pass]
@@ -101,6 +104,7 @@ while [ $# -gt 0 ]; do
     --classic-repeats) classic_repeats=$2; shift 2 ;;
     --package-dir) package_dir=$2; shift 2 ;;
     --lm-prune) lm_prune=$2; shift 2 ;;
+    --lm-short-utterances) lm_short_utterances=$2; shift 2 ;;
     --passes) tune_passes=$2; shift 2 ;;
     --average-with-start) average_with_start=true; shift ;;
     --start-weight) start_weight=$2; shift 2 ;;
@@ -191,13 +195,21 @@ if run_stage 4 train; then
 fi
 
 lm_dir=$natural_dir/lm-prune-${lm_prune// /}
+[ "$lm_short_utterances" = 0 ] || lm_dir=$lm_dir-short$lm_short_utterances
 if run_stage 5 lm; then
   if [ -f "$lm_dir/lm.bin" ]; then
     echo "$lm_dir/lm.bin is there from an earlier run: reused (delete it to rebuild)"
   else
     mkdir -p "$lm_dir"
-    # Every evaluation transcript is left out of the LM text, the Kokoro and real dev and test sets too.
-    asr lm build --text $lm_texts --order 4 --prune $lm_prune --discount-fallback --output "$lm_dir/lm.arpa" \
+    texts=$lm_texts
+    if [ "$lm_short_utterances" != 0 ]; then
+      # Another seed than the spoken corpus's (0): a new sample of the same templates.
+      asr corpus short-text --count "$lm_short_utterances" --seed 101 --output "$lm_dir/short-utterances.txt.gz"
+      texts="$texts $lm_dir/short-utterances.txt.gz"
+    fi
+    # Every evaluation transcript of three words or more is left out of the LM text, the Kokoro and real dev and
+    # test sets too (shorter ones, such as YES or FIVE, identify no utterance: `asr lm build --help`).
+    asr lm build --text $texts --order 4 --prune $lm_prune --discount-fallback --output "$lm_dir/lm.arpa" \
       --binary "$lm_dir/lm.bin" --exclude "$data_dir/manifests/dev.jsonl" "$data_dir/manifests/test.jsonl" \
       "$data_dir/manifests/dev-clean-text.jsonl" "$manifests/kokoro/dev.jsonl" "$manifests/kokoro/test.jsonl" \
       "$manifests/speechocean762-dev.jsonl" "$manifests/fsdd-dev.jsonl" "$manifests/real-dev.jsonl"
