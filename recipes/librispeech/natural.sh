@@ -46,6 +46,7 @@ real_dev=../../../shared/data/real-dev
 lm_texts="$text/books_norm.txt.gz $text/modern_conversation.txt.gz $text/modern_dialogue.txt.gz $text/modern_short.txt.gz"
 lm_prune="0 1 1 1"                    # 47.5 MB; 0 0 1 1 makes a 64 MB LM (natural7 on: RESULTS.md)
 lm_short_utterances=0                 # template utterances added to the LM text (natural7-short: 30000)
+lm_exclude_min_words=1                # 1: every evaluation transcript left out of the LM text, as the bundled LM's
 lm_weights="0.5 0.7 0.9 1.1"
 word_bonuses="-2 -1 0 1"
 decode_beams="32 64 128 256 512"     # stage 6 stores the smallest within 0.1 WER points of the best
@@ -80,6 +81,9 @@ options (defaults in brackets):
                                 data/natural/lm-prune-NNNN [0 1 1 1]
   --lm-short-utterances N       add N short everyday utterances made from templates (`asr corpus short-text`,
                                 seed 101) to the LM text; the LM's folder gets -shortN [0, none]
+  --lm-exclude-min-words N      leave out of the LM text only the evaluation transcripts of N words or more
+                                (`asr lm build --exclude-min-words`; 3 keeps lines such as YES and FIVE, which
+                                identify no utterance); the LM's folder gets -excludeN [1: all, as the bundled LM]
   --passes "N [M ...]"          numbers of voted passes (`asr transcribe --passes`) stage 6 tries at each beam; it
                                 stores the fastest pair of passes and beam within 0.1 WER points of the best
                                 (natural7: "1 3 5 7") [1: one pass]
@@ -105,6 +109,7 @@ while [ $# -gt 0 ]; do
     --package-dir) package_dir=$2; shift 2 ;;
     --lm-prune) lm_prune=$2; shift 2 ;;
     --lm-short-utterances) lm_short_utterances=$2; shift 2 ;;
+    --lm-exclude-min-words) lm_exclude_min_words=$2; shift 2 ;;
     --passes) tune_passes=$2; shift 2 ;;
     --average-with-start) average_with_start=true; shift ;;
     --start-weight) start_weight=$2; shift 2 ;;
@@ -195,6 +200,7 @@ if run_stage 4 train; then
 fi
 
 lm_dir=$natural_dir/lm-prune-${lm_prune// /}
+[ "$lm_exclude_min_words" = 1 ] || lm_dir=$lm_dir-exclude$lm_exclude_min_words
 [ "$lm_short_utterances" = 0 ] || lm_dir=$lm_dir-short$lm_short_utterances
 if run_stage 5 lm; then
   if [ -f "$lm_dir/lm.bin" ]; then
@@ -207,10 +213,11 @@ if run_stage 5 lm; then
       asr corpus short-text --count "$lm_short_utterances" --seed 101 --output "$lm_dir/short-utterances.txt.gz"
       texts="$texts $lm_dir/short-utterances.txt.gz"
     fi
-    # Every evaluation transcript of three words or more is left out of the LM text, the Kokoro and real dev and
-    # test sets too (shorter ones, such as YES or FIVE, identify no utterance: `asr lm build --help`).
-    asr lm build --text $texts --order 4 --prune $lm_prune --discount-fallback --output "$lm_dir/lm.arpa" \
-      --binary "$lm_dir/lm.bin" --exclude "$data_dir/manifests/dev.jsonl" "$data_dir/manifests/test.jsonl" \
+    # Every evaluation transcript (of --lm-exclude-min-words or more) is left out of the LM text, the Kokoro and
+    # real dev and test sets too.
+    asr lm build --text $texts --exclude-min-words "$lm_exclude_min_words" --order 4 --prune $lm_prune \
+      --discount-fallback --output "$lm_dir/lm.arpa" --binary "$lm_dir/lm.bin" \
+      --exclude "$data_dir/manifests/dev.jsonl" "$data_dir/manifests/test.jsonl" \
       "$data_dir/manifests/dev-clean-text.jsonl" "$manifests/kokoro/dev.jsonl" "$manifests/kokoro/test.jsonl" \
       "$manifests/speechocean762-dev.jsonl" "$manifests/fsdd-dev.jsonl" "$manifests/real-dev.jsonl"
     rm -f "$lm_dir/lm.arpa"

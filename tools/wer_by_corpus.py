@@ -1,0 +1,73 @@
+"""WER of a decoded mixed set (such as the recipe's validation mix) broken down by the corpus each utterance came
+from, and by length: where an LM or a model change gained or lost.
+
+Reads an errors file (`asr evaluate --errors-file`, one `ID  errors E/N` block per utterance) and the manifest it
+scored. An utterance's corpus is the known corpus named in its audio path (speechocean762, fsdd, kokoro, synthetic
+for the classic voices), else the folder above its file; `--short-words N` splits each corpus into utterances of at
+most N words and longer ones.
+
+    python tools/wer_by_corpus.py --errors valid.errors.txt \
+        --manifest recipes/librispeech/data/natural/manifests/valid-mix.jsonl --short-words 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+UTTERANCE_LINE = re.compile(r"^(\S+)\s+errors (\d+)/(\d+)$")
+KNOWN_CORPORA = ("speechocean762", "fsdd", "kokoro", "synthetic")
+
+
+def corpus_of(audio: str) -> str:
+    parts = Path(audio).parts
+    return next((name for name in KNOWN_CORPORA if name in parts), Path(audio).parent.name)
+
+
+def errors_by_group(errors_lines, manifest_lines, short_words: int = 0) -> dict[str, list[int]]:
+    """{group: [word errors, reference words, utterances]}, over the utterances of the errors file."""
+    entries = {entry["id"]: entry for entry in map(json.loads, filter(str.strip, manifest_lines))}
+    groups: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for line in errors_lines:
+        match = UTTERANCE_LINE.match(line.strip())
+        if not match or match.group(1) not in entries:
+            continue
+        entry = entries[match.group(1)]
+        group = corpus_of(entry["audio"])
+        if short_words:
+            group += f", {'up to' if len(entry['text'].split()) <= short_words else 'over'} {short_words} words"
+        totals = groups[group]
+        totals[0] += int(match.group(2))
+        totals[1] += int(match.group(3))
+        totals[2] += 1
+    return dict(groups)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--errors", required=True, help="errors file of `asr evaluate --errors-file`")
+    parser.add_argument("--manifest", required=True, help="the manifest that was scored")
+    parser.add_argument("--short-words", type=int, default=0, metavar="N",
+                        help="split each corpus at N words (default: 0, no split)")
+    args = parser.parse_args(argv)
+    try:
+        groups = errors_by_group(Path(args.errors).read_text().splitlines(),
+                                 Path(args.manifest).read_text().splitlines(), args.short_words)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"wer_by_corpus: {error}; give an errors file and its JSONL manifest", file=sys.stderr)
+        return 2
+    if not groups:
+        print(f"wer_by_corpus: no utterance of {args.errors} is in {args.manifest}", file=sys.stderr)
+        return 2
+    print(f"{'corpus':<40} {'utterances':>10} {'words':>7} {'WER %':>7}")
+    for group, (errors, words, count) in sorted(groups.items()):
+        print(f"{group:<40} {count:>10} {words:>7} {100 * errors / max(words, 1):>7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
