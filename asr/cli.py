@@ -279,14 +279,16 @@ def _corpus_synth(args) -> int:
     return 0
 
 
+MAX_SHORT_TEXT = 1_000_000  # about four minutes to make; more would swamp a 3 M-sentence LM text
+
+
 def _corpus_short_text(args) -> int:
     from asr.short_utterances import write_short_text
 
-    if args.count < 1:
-        raise AsrError(f"--count {args.count}: give 1 or more utterances")
+    count = limits.check_int("--count", args.count, 1, MAX_SHORT_TEXT)
     output = Path(args.output)
     check_writable_file(output, "--output")
-    words = write_short_text(output, args.count, args.seed)
+    words = write_short_text(output, count, args.seed, show_progress=not args.no_progress)
     print(f"short utterances: {args.count} lines, {words} words -> {output}")
     return 0
 
@@ -586,9 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "are rare in books and talk. Deterministic for a seed; take another seed than the spoken "
                     "corpus's.",
         epilog="example: asr corpus short-text --count 30000 --seed 101 --output short.txt.gz")
-    short_text.add_argument("--count", type=int, required=True, help="how many utterances")
+    short_text.add_argument("--count", type=int, required=True,
+                            help=f"how many utterances, 1 to {MAX_SHORT_TEXT:,} (about four minutes a million)")
     short_text.add_argument("--seed", type=int, default=101, help="decides the utterances (default: 101)")
     short_text.add_argument("--output", required=True, help="text file to write (.txt or .txt.gz)")
+    short_text.add_argument("--no-progress", action="store_true", help="no progress bar")
     short_text.set_defaults(run=_corpus_short_text)
 
     prepare = corpus_commands.add_parser(

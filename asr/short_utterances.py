@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from num2words import num2words
+from tqdm import tqdm
 
 from asr.text import normalize_text
 
@@ -102,26 +103,29 @@ def make_utterance(kind: str, rng: np.random.Generator) -> str:
     return pick(MENU_PHRASES).format(**fields)
 
 
-def short_utterances(count: int, seed: int) -> list[str]:
-    """`count` utterances, the kinds in equal shares, deterministic in `seed`; repeats are kept out."""
+def short_utterances(count: int, seed: int, show_progress: bool = False) -> list[str]:
+    """`count` utterances, the kinds in equal shares, deterministic in `seed`; repeats are kept out. (About four
+    minutes a million: spelling numbers out is the slow part.)"""
     rng = np.random.default_rng([seed, 7])
     made, seen = [], set()
     attempts = 0
-    while len(made) < count and attempts < count * 20:
-        attempts += 1
-        text = make_utterance(KINDS[attempts % len(KINDS)], rng)
-        if text not in seen or KINDS[attempts % len(KINDS)] == "word":  # single words may repeat
-            seen.add(text)
-            made.append(text)
+    with tqdm(total=count, unit=" utt", desc="short utterances", disable=not show_progress) as bar:
+        while len(made) < count and attempts < count * 20:
+            attempts += 1
+            text = make_utterance(KINDS[attempts % len(KINDS)], rng)
+            if text not in seen or KINDS[attempts % len(KINDS)] == "word":  # single words may repeat
+                seen.add(text)
+                made.append(text)
+                bar.update()
     return made
 
 
-def write_short_text(path: str | os.PathLike, count: int, seed: int) -> int:
+def write_short_text(path: str | os.PathLike, count: int, seed: int, show_progress: bool = False) -> int:
     """Write `count` utterances (`short_utterances`), one a line, to a .txt or .txt.gz file, for LM text: the LM
     then knows the sentences people say to a phone menu, which books and talk seldom hold as whole lines. Written
     through a temporary file, so an interrupted run leaves no half file. Returns the number of words."""
     path = Path(path)
-    lines = short_utterances(count, seed)
+    lines = short_utterances(count, seed, show_progress)
     body = ("\n".join(lines) + "\n").encode()
     temporary = path.with_name(f".{path.name}.tmp")
     try:

@@ -161,8 +161,9 @@ def test_short_text_writes_template_utterances_for_the_lm(tmp_path, capsys):
     assert run(["corpus", "short-text", "--count", 50, "--seed", 3, "--output", tmp_path / "again.txt"],
                capsys)[0] == 0
     assert (tmp_path / "again.txt").read_text().splitlines() == lines  # the same utterances for a seed
-    code, _, err = run(["corpus", "short-text", "--count", 0, "--output", output], capsys)
-    assert code == 2 and "--count 0" in err and len(err.strip().splitlines()) == 1
+    for count in (0, 10 ** 9):
+        code, _, err = run(["corpus", "short-text", "--count", count, "--output", output], capsys)
+        assert code == 2 and "--count" in err and str(count) in err and len(err.strip().splitlines()) == 1
 
 
 def test_lm_build_keeps_short_evaluation_transcripts_unless_told(tmp_path, capsys):

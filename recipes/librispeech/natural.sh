@@ -210,7 +210,8 @@ if run_stage 5 lm; then
     texts=$lm_texts
     if [ "$lm_short_utterances" != 0 ]; then
       # Another seed than the spoken corpus's (0): a new sample of the same templates.
-      asr corpus short-text --count "$lm_short_utterances" --seed 101 --output "$lm_dir/short-utterances.txt.gz"
+      asr corpus short-text --count "$lm_short_utterances" --seed 101 --no-progress \
+        --output "$lm_dir/short-utterances.txt.gz"
       texts="$texts $lm_dir/short-utterances.txt.gz"
     fi
     # Every evaluation transcript (of --lm-exclude-min-words or more) is left out of the LM text, the Kokoro and
