@@ -289,7 +289,7 @@ def _corpus_short_text(args) -> int:
     output = Path(args.output)
     check_writable_file(output, "--output")
     words = write_short_text(output, count, args.seed, show_progress=not args.no_progress)
-    print(f"short utterances: {args.count} lines, {words} words -> {output}")
+    print(f"short utterances: {count} lines, {words} words -> {output}")
     return 0
 
 

@@ -85,16 +85,21 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     return utterances
 
 
-def write_text_atomically(path: str | os.PathLike, text: str) -> None:
-    """Write `text` through a temporary file beside `path`, so an interrupted run leaves the old file or the whole
+def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` through a temporary file beside `path`, so an interrupted run leaves the old file or the whole
     new one, never half of it."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
     try:
-        temporary.write_text(text, encoding="utf-8")
+        temporary.write_bytes(data)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """`write_bytes_atomically` for text, as UTF-8."""
+    write_bytes_atomically(path, text.encode("utf-8"))
 
 
 def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> None:

@@ -123,14 +123,10 @@ def short_utterances(count: int, seed: int, show_progress: bool = False) -> list
 def write_short_text(path: str | os.PathLike, count: int, seed: int, show_progress: bool = False) -> int:
     """Write `count` utterances (`short_utterances`), one a line, to a .txt or .txt.gz file, for LM text: the LM
     then knows the sentences people say to a phone menu, which books and talk seldom hold as whole lines. Written
-    through a temporary file, so an interrupted run leaves no half file. Returns the number of words."""
-    path = Path(path)
+    atomically, so an interrupted run leaves no half file. Returns the number of words."""
+    from asr.data import write_bytes_atomically  # (imports torch: only when a file is written)
+
     lines = short_utterances(count, seed, show_progress)
     body = ("\n".join(lines) + "\n").encode()
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        temporary.write_bytes(gzip.compress(body, mtime=0) if path.suffix == ".gz" else body)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_bytes_atomically(path, gzip.compress(body, mtime=0) if Path(path).suffix == ".gz" else body)
     return sum(len(line.split()) for line in lines)
