@@ -325,6 +325,7 @@ def _corpus_real_train(args) -> int:
 
 
 def _lm_build(args) -> int:
+    import math
     import time
 
     from asr import ngram
@@ -335,6 +336,8 @@ def _lm_build(args) -> int:
         raise AsrError("give --text (to train a model) or --arpa (to convert an existing one), not both or neither")
     if args.add_words and not args.text:
         raise AsrError("--add-words works when training from --text; an existing ARPA file keeps its vocabulary")
+    if args.mix and not args.text:
+        raise AsrError("--mix weighs the --text files of a new model; an existing ARPA file cannot be reweighed")
     if args.exclude_min_words < 1:
         raise AsrError(f"--exclude-min-words {args.exclude_min_words}: give 1 or more (1 drops every transcript)")
     arpa = args.arpa
@@ -342,22 +345,35 @@ def _lm_build(args) -> int:
         if not args.output:
             raise AsrError("--text needs --output, the ARPA file to write")
         started = time.perf_counter()
+        if args.mix and len(args.mix) != len(args.text):
+            raise AsrError(f"--mix gives {len(args.mix)} weights for {len(args.text)} --text groups; give one "
+                           "weight per --text")
+        if args.mix and not all(0 < weight < math.inf for weight in args.mix):
+            raise AsrError(f"--mix {' '.join(map(str, args.mix))}: every weight must be above 0 (leave a text out "
+                           "instead of weighing it 0)")
         excluded = [u.text for manifest in args.exclude or [] for u in read_manifest(manifest)]
-        sentences = []
-        for path in args.text:
-            more, counts = ngram.read_text(path, excluded, args.exclude_min_words)
-            sentences.extend(more)
-            print(f"text {path}: {len(more)} sentences of {counts['lines']} lines ({counts['normalised']} "
-                  f"normalised, {counts['excluded']} excluded as evaluation transcripts, {counts['empty']} empty)")
+        texts = []
+        for group in args.text:
+            texts.append([])
+            for path in group:
+                more, counts = ngram.read_text(path, excluded, args.exclude_min_words)
+                texts[-1].extend(more)
+                print(f"text {path}: {len(more)} sentences of {counts['lines']} lines ({counts['normalised']} "
+                      f"normalised, {counts['excluded']} excluded as evaluation transcripts, {counts['empty']} empty)")
+        if not args.mix:  # one model of all the text, as if it were one file
+            texts, weights = [[sentence for text in texts for sentence in text]], (1.0,)
+        else:
+            weights = args.mix
         extra_words = ngram.read_word_list(args.add_words, args.add_words_min_count) if args.add_words else []
-        summary = ngram.build_arpa(sentences, args.output, order=args.order, prune=args.prune or (),
-                                   vocabulary_size=args.vocabulary_size,
-                                   discount_fallback=ngram.FALLBACK_DISCOUNTS if args.discount_fallback else None,
-                                   extra_words=extra_words)
+        summary = ngram.build_mixed_arpa(texts, weights, args.output, order=args.order, prune=args.prune or (),
+                                         vocabulary_size=args.vocabulary_size,
+                                         discount_fallback=ngram.FALLBACK_DISCOUNTS if args.discount_fallback else None,
+                                         extra_words=extra_words)
+        discounts = ["; ".join(" ".join(f"{d:.3f}" for d in order) for order in text) for text in summary.discounts]
+        mixture = ("" if len(texts) == 1 else "; mixture weights " + " ".join(f"{w:.3f}" for w in summary.weights))
         print(f"{args.output}: order {summary.order}, {summary.words} words of text, vocabulary {summary.vocabulary}, "
-              f"n-grams per order {', '.join(map(str, summary.ngrams))}; discounts per order "
-              + "; ".join(" ".join(f"{d:.3f}" for d in ds) for ds in summary.discounts)
-              + f"; {time.perf_counter() - started:.0f} s")
+              f"n-grams per order {', '.join(map(str, summary.ngrams))}{mixture}; discounts per order "
+              + " | ".join(discounts) + f"; {time.perf_counter() - started:.0f} s")
         arpa = args.output
     if args.binary:
         arpa_to_binary(arpa, args.binary, quantize_bits=args.quantize)
@@ -638,9 +654,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "existing ARPA file (e.g. LibriSpeech's 3-gram.arpa.gz or 4-gram.arpa.gz).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  asr lm build --text books.txt.gz --order 4 --prune 0 0 1 1 --output lm.arpa --binary lm.bin\n"
+               "  asr lm build --text books.txt.gz --text talk.txt.gz --mix 0.6 0.4 --output lm.arpa\n"
                "  asr lm build --arpa 4-gram.arpa.gz --binary 4-gram.bin")
-    lm_build.add_argument("--text", nargs="+", metavar="FILE",
-                          help="training text, .txt or .txt.gz, one sentence a line; several files are joined")
+    lm_build.add_argument("--text", nargs="+", action="append", metavar="FILE",
+                          help="training text, .txt or .txt.gz, one sentence a line; several files are joined. "
+                               "Repeat --text for texts to weigh with --mix")
+    lm_build.add_argument("--mix", type=float, nargs="+", metavar="WEIGHT",
+                          help="one model per --text, mixed with these weights (normalised to sum to one) into one "
+                               "LM: say how much of each kind of speech to expect (default: all text pooled into one "
+                               "model, each text weighing what its size gives)")
     lm_build.add_argument("--arpa", help="an existing ARPA file to convert with --binary")
     lm_build.add_argument("--output", help="ARPA file to write (with --text)")
     lm_build.add_argument("--order", type=int, default=4, help="n-gram order, 3 to 5 usual (default: 4)")

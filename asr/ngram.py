@@ -15,6 +15,9 @@ n-1 words, last word), so no Python object is made per n-gram and 25 M words of 
 
 Pruning (`prune`, as `lmplz --prune`) drops n-grams of an order seen at most that many times; the backoff weights
 of their contexts are then renormalised so every distribution still sums to one.
+
+Texts of different kinds (books, conversation) can be mixed with chosen weights instead of pooled
+(`build_mixed_arpa`): one model per text on the same n-grams, their probabilities summed with the weights.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class NgramTable:
     log10_prob: np.ndarray | None = None
     log10_backoff: np.ndarray | None = None  # as a context of the order above
     keep: np.ndarray | None = None
+    count_by_source: np.ndarray | None = None  # (texts, rows) raw counts, when texts are mixed
 
     def __len__(self) -> int:
         return len(self.word)
@@ -71,7 +75,8 @@ class LmSummary:
     words: int
     vocabulary: int  # including <unk>, <s> and </s>
     ngrams: tuple[int, ...]  # written per order, after pruning
-    discounts: tuple[tuple[float, float, float], ...]
+    discounts: tuple[tuple[tuple[float, float, float], ...], ...]  # per text mixed (one when pooled), per order
+    weights: tuple[float, ...] = (1.0,)  # of each text in the mixture
 
 
 def read_text(path: str | os.PathLike, exclude: Iterable[str] = (),
@@ -132,14 +137,22 @@ def _encode(sentences: Sequence[str], vocabulary_size: int | None,
     return words, stream, sentence_of_position
 
 
-def _count(stream: np.ndarray, sentence_of_position: np.ndarray, order: int, vocab: int) -> list[NgramTable]:
-    """Tables of every order 1..`order`, with raw and Kneser-Ney adjusted counts."""
+def _count(stream: np.ndarray, sentence_of_position: np.ndarray, order: int, vocab: int,
+           source_of_position: np.ndarray | None = None, sources: int = 1) -> list[NgramTable]:
+    """Tables of every order 1..`order`, with raw and Kneser-Ney adjusted counts; with `sources` > 1, also each
+    row's raw count in each source text (`count_by_source`), the text of a position given by `source_of_position`."""
+
+    def by_source(rows: np.ndarray, rows_total: int, source: np.ndarray) -> np.ndarray:
+        return np.bincount(source * rows_total + rows, minlength=sources * rows_total).reshape(sources, rows_total)
+
     tables: list[NgramTable] = []
     unigram_count = np.bincount(stream, minlength=vocab)
     # row_at[i]: the row of the (k-1)-gram starting at position i, or -1 if it leaves its sentence
     row_at = stream.copy()
     tables.append(NgramTable(context=np.zeros(vocab, np.int64), word=np.arange(vocab), suffix=np.zeros(vocab, np.int64),
-                             count=unigram_count, adjusted=unigram_count.copy()))
+                             count=unigram_count, adjusted=unigram_count))
+    if sources > 1:
+        tables[0].count_by_source = by_source(stream, vocab, source_of_position)
     for k in range(2, order + 1):
         n = len(stream) - k + 1
         valid = (sentence_of_position[:n] == sentence_of_position[k - 1:]) & (row_at[:n] >= 0)
@@ -147,20 +160,31 @@ def _count(stream: np.ndarray, sentence_of_position: np.ndarray, order: int, voc
         keys = row_at[starts] * vocab + stream[starts + k - 1]
         unique_keys, first, inverse, counts = np.unique(keys, return_index=True, return_inverse=True,
                                                         return_counts=True)
+        inverse = inverse.reshape(-1)
         suffix = row_at[starts[first] + 1]  # the (k-1)-gram one word later
         tables.append(NgramTable(context=unique_keys // vocab, word=unique_keys % vocab, suffix=suffix,
                                  count=counts.astype(np.int64), adjusted=counts.astype(np.int64)))
+        if sources > 1:
+            tables[-1].count_by_source = by_source(inverse, len(unique_keys), source_of_position[starts])
         row_at = np.full(len(stream), -1, dtype=np.int64)
-        row_at[starts] = inverse.reshape(-1)
-    # Below the top order, Kneser-Ney counts the distinct words an n-gram follows; nothing precedes <s>, so n-grams
-    # that start with it keep their raw counts.
-    starts_with_bos = np.arange(vocab) == 1
-    for k in range(1, order):
-        lower, upper = tables[k - 1], tables[k]
-        continuation = np.bincount(upper.suffix, minlength=len(lower))
-        lower.adjusted = np.where(starts_with_bos, lower.count, continuation)
-        starts_with_bos = starts_with_bos[upper.context]
+        row_at[starts] = inverse
+    for table, adjusted in zip(tables, _kneser_ney_counts(tables, [table.count for table in tables])):
+        table.adjusted = adjusted
     return tables
+
+
+def _kneser_ney_counts(tables: list[NgramTable], counts: list[np.ndarray]) -> list[np.ndarray]:
+    """The counts Kneser-Ney discounts, from raw counts per order (of all the text, or of one source text): below the
+    top order, the number of distinct words an n-gram follows; nothing precedes <s>, so n-grams that start with it
+    keep their raw counts."""
+    adjusted = list(counts)
+    starts_with_bos = np.arange(len(tables[0])) == 1
+    for k in range(1, len(tables)):
+        lower, upper = tables[k - 1], tables[k]
+        continuation = np.bincount(upper.suffix[counts[k] > 0], minlength=len(lower))
+        adjusted[k - 1] = np.where(starts_with_bos, counts[k - 1], continuation)
+        starts_with_bos = starts_with_bos[upper.context]
+    return adjusted
 
 
 def _discounts(adjusted: np.ndarray, fallback: Sequence[float] | None) -> tuple[float, float, float]:
@@ -213,8 +237,8 @@ def _estimate(tables: list[NgramTable], vocab: int,
     return used_discounts
 
 
-def _prune(tables: list[NgramTable], prune: Sequence[int]) -> None:
-    """Drop rare n-grams (raw count <= prune[k]) and renormalise their contexts' backoff weights."""
+def _mark_kept(tables: list[NgramTable], prune: Sequence[int]) -> None:
+    """Keep the n-grams seen more than prune[k] times, and every context of a kept n-gram."""
     for table in tables:
         table.keep = np.ones(len(table), dtype=bool)
     if not any(prune):
@@ -226,18 +250,55 @@ def _prune(tables: list[NgramTable], prune: Sequence[int]) -> None:
         if k + 1 < len(tables):
             upper = tables[k + 1]
             table.keep[upper.context[upper.keep]] = True
+
+
+def _prune(tables: list[NgramTable], prune: Sequence[int]) -> None:
+    """Drop rare n-grams (raw count <= prune[k]) and renormalise their contexts' backoff weights."""
+    _mark_kept(tables, prune)
+    if not any(prune):
+        return
     for k in range(1, len(tables)):
         table, lower = tables[k], tables[k - 1]
-        contexts = len(lower)
-        pruned_any = np.bincount(table.context[~table.keep], minlength=contexts) > 0
-        kept = table.keep
-        kept_mass = np.bincount(table.context[kept], weights=10.0 ** table.log10_prob[kept], minlength=contexts)
-        # What backing off would give the same words: the probability of each kept n-gram's suffix.
-        backoff_mass = np.bincount(table.context[kept], weights=10.0 ** lower_order_prob(tables, k, table.suffix[kept]),
-                                   minlength=contexts)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            renormalised = np.log10(np.clip(1 - kept_mass, 1e-99, None) / np.clip(1 - backoff_mass, 1e-99, None))
-        lower.log10_backoff = np.where(pruned_any, renormalised, lower.log10_backoff)
+        pruned_any = np.bincount(table.context[~table.keep], minlength=len(lower)) > 0
+        lower.log10_backoff = np.where(pruned_any, _normalising_backoff(tables, k), lower.log10_backoff)
+
+
+def _normalising_backoff(tables: list[NgramTable], k: int) -> np.ndarray:
+    """log10 backoff weight of each row of table k-1, as a context, that makes its distribution sum to one: the mass
+    its kept n-grams leave, over what backing off would give the same words (the probability of their suffixes)."""
+    table = tables[k]
+    contexts = len(tables[k - 1])
+    kept = table.keep
+    kept_mass = np.bincount(table.context[kept], weights=10.0 ** table.log10_prob[kept], minlength=contexts)
+    backoff_mass = np.bincount(table.context[kept], weights=10.0 ** lower_order_prob(tables, k, table.suffix[kept]),
+                               minlength=contexts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(np.clip(1 - kept_mass, 1e-99, None) / np.clip(1 - backoff_mass, 1e-99, None))
+
+
+def _mix(tables: list[NgramTable], weights: Sequence[float], vocab: int,
+         fallback: Sequence[float] | None) -> list[list[tuple[float, float, float]]]:
+    """Linear interpolation of one Kneser-Ney model per source text, written as one backoff model.
+
+    Every model is estimated on the same rows (the n-grams of all the texts), so a row a text never saw gets that
+    text's backed-off probability, and each row's probability is the weighted sum of the models' (exact for every
+    n-gram in the file); backoff weights are then recomputed so each context sums to one. This is the usual static
+    mixture (Stolcke's SRILM `ngram -mix-lm` does the same); only backed-off words are approximate.
+    """
+    mixed = [np.zeros(len(table)) for table in tables]
+    discounts = []
+    counts_by_source = [table.count_by_source for table in tables]
+    for source, weight in enumerate(weights):
+        counts = [by_source[source] for by_source in counts_by_source]
+        model = [NgramTable(context=t.context, word=t.word, suffix=t.suffix, count=c, adjusted=a)
+                 for t, c, a in zip(tables, counts, _kneser_ney_counts(tables, counts))]
+        discounts.append(_estimate(model, vocab, fallback))
+        for total, table in zip(mixed, model):
+            total += weight * 10.0 ** table.log10_prob
+    for table, total in zip(tables, mixed):
+        table.log10_prob = np.log10(np.maximum(total, 1e-99))
+        table.count_by_source = None
+    return discounts
 
 
 def lower_order_prob(tables: list[NgramTable], k: int, rows: np.ndarray) -> np.ndarray:
@@ -299,6 +360,16 @@ def build_arpa(sentences: Sequence[str], output: str | os.PathLike, order: int =
     become <unk>. `discount_fallback` is used where the text is too small to estimate a discount. `extra_words`
     join the vocabulary (as unigrams with no count) even if the text lacks them.
     """
+    return build_mixed_arpa([sentences], (1.0,), output, order, prune, vocabulary_size, discount_fallback,
+                            extra_words)
+
+
+def build_mixed_arpa(texts: Sequence[Sequence[str]], weights: Sequence[float], output: str | os.PathLike,
+                     order: int = 4, prune: Sequence[int] = (), vocabulary_size: int | None = None,
+                     discount_fallback: Sequence[float] | None = None, extra_words: Iterable[str] = ()) -> LmSummary:
+    """One Kneser-Ney model per text (each a list of sentences), mixed with these weights (normalised to sum to one)
+    and written as one ARPA model; `build_arpa`'s options apply to all. Pruning counts an n-gram over all the texts,
+    so the mixture keeps the same n-grams as a model of the texts pooled."""
     if not 1 <= order <= 6:
         raise AsrError(f"order must be between 1 and 6 (KenLM's limit), not {order}")
     prune = list(prune)
@@ -306,15 +377,32 @@ def build_arpa(sentences: Sequence[str], output: str | os.PathLike, order: int =
         raise AsrError("unigrams cannot be pruned: the first --prune value must be 0")
     if any(b < a for a, b in zip(prune, prune[1:])):
         raise AsrError(f"--prune thresholds must not fall with the order, got {prune}")
-    if not sentences:
-        raise AsrError("no text to train a language model on")
+    if len(weights) != len(texts) or not all(w > 0 and math.isfinite(w) for w in weights):
+        raise AsrError(f"give one positive mixture weight per text: {len(texts)} texts, weights {list(weights)}")
+    for number, sentences in enumerate(texts, 1):
+        if not sentences:
+            raise AsrError("no text to train a language model on" if len(texts) == 1
+                           else f"text {number} of the mixture has no sentences")
+    weights = tuple(w / sum(weights) for w in weights)
+    sentences = [sentence for text in texts for sentence in text]
     words, stream, sentence_of_position = _encode(sentences, vocabulary_size, extra_words)
-    tables = _count(stream, sentence_of_position, order, len(words))
-    discounts = _estimate(tables, len(words), discount_fallback)
-    _prune(tables, prune)
+    if len(texts) == 1:
+        tables = _count(stream, sentence_of_position, order, len(words))
+        discounts = [_estimate(tables, len(words), discount_fallback)]
+        _prune(tables, prune)
+    else:
+        source_of_sentence = np.repeat(np.arange(len(texts)), [len(text) for text in texts])
+        tables = _count(stream, sentence_of_position, order, len(words),
+                        source_of_sentence[sentence_of_position], len(texts))
+        discounts = _mix(tables, weights, len(words), discount_fallback)
+        _mark_kept(tables, prune)
+        for k in range(1, len(tables)):
+            tables[k - 1].log10_backoff = _normalising_backoff(tables, k)
+        tables[-1].log10_backoff = np.zeros(len(tables[-1]))
     sizes = write_arpa(tables, words, output)
     return LmSummary(order=order, sentences=len(sentences), words=int(len(stream) - 2 * len(sentences)),
-                     vocabulary=len(words), ngrams=sizes, discounts=tuple(discounts))
+                     vocabulary=len(words), ngrams=sizes, discounts=tuple(tuple(d) for d in discounts),
+                     weights=weights)
 
 
 def read_word_list(path: str | os.PathLike, min_count: int = 0) -> list[str]:

@@ -6,6 +6,7 @@ import soundfile
 
 import asr
 from asr.cli import main
+from asr.lm import LanguageModel
 from conftest import write_tone
 
 
@@ -179,3 +180,23 @@ def test_lm_build_keeps_short_evaluation_transcripts_unless_told(tmp_path, capsy
     code, _, err = run(["lm", "build", "--text", text, "--output", tmp_path / "lm.arpa", "--exclude-min-words", 0],
                        capsys)
     assert code == 2 and "--exclude-min-words 0" in err
+
+
+def test_lm_build_mixes_texts_by_weight(tmp_path, capsys):
+    books, talk = tmp_path / "books.txt", tmp_path / "talk.txt"
+    books.write_text("THE CAT SAT\nTHE DOG RAN\nA CAT SAT ON THE MAT\n" * 3)
+    talk.write_text("YES\nNO\nCALL HOME\nTHE CAT\n" * 3)
+    arpa = tmp_path / "lm.arpa"
+    common = ["--order", 2, "--discount-fallback", "--output", arpa]
+    code, out, _ = run(["lm", "build", "--text", books, "--text", talk, "--mix", 3, 1, *common], capsys)
+    assert code == 0 and "mixture weights 0.750 0.250" in out
+    mixed = LanguageModel(arpa).model.score("YES", bos=True, eos=True)
+    code, out, _ = run(["lm", "build", "--text", books, talk, *common], capsys)  # pooled, as before
+    assert code == 0 and "mixture" not in out
+    pooled = LanguageModel(arpa).model.score("YES", bos=True, eos=True)
+    assert mixed < pooled - 0.1  # the talk weighs a quarter in the mixture, a third of the words when pooled
+    for mix, message in ([1], "1 weights for 2 --text groups"), ([1, 0], "must be above 0"):
+        code, _, err = run(["lm", "build", "--text", books, "--text", talk, "--mix", *mix, *common], capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(["lm", "build", "--arpa", arpa, "--mix", 1, 2, "--binary", tmp_path / "lm.bin"], capsys)
+    assert code == 2 and "--mix" in err

@@ -7,7 +7,7 @@ import pytest
 
 from asr.errors import AsrError
 from asr.lm import LanguageModel
-from asr.ngram import _discounts, arpa_vocabulary, build_arpa, read_text, read_word_list
+from asr.ngram import _discounts, arpa_vocabulary, build_arpa, build_mixed_arpa, read_text, read_word_list
 
 
 def arpa_entries(path):
@@ -80,17 +80,81 @@ def test_every_distribution_sums_to_one(tmp_path, order, prune):
         assert total == pytest.approx(1.0, abs=1e-5), history
 
 
+BOOKS = ["THE CAT SAT", "THE CAT RAN", "A DOG SAT", "THE DOG", "CAT", "A CAT SAT ON THE MAT"] * 3
+TALK = ["YES", "NO", "THE DOG RAN HOME", "CALL HOME", "NO THE CAT", "YES PLEASE"] * 3
+FALLBACK = (0.5, 1.0, 1.5)
+SENTENCES = ["THE CAT SAT", "NO", "CALL THE CAT HOME", "A MAT", "DOG DOG DOG", "YES PLEASE CALL"]
+
+
+def _sentence_scores(path):
+    model = LanguageModel(path).model
+    return np.array([model.score(sentence, bos=True, eos=True) for sentence in SENTENCES])
+
+
+def test_a_mixture_weighing_one_text_fully_is_that_texts_model(tmp_path):
+    """Every n-gram of either text is in the mixture, at the first text's backed-off probability when only the
+    second saw it: the sentences score as in a model of the first text alone (with the same vocabulary)."""
+    words = sorted({word for sentence in BOOKS + TALK for word in sentence.split()})
+    build_arpa(BOOKS, tmp_path / "books.arpa", order=3, discount_fallback=FALLBACK, extra_words=words)
+    summary = build_mixed_arpa([BOOKS, TALK], (1, 1e-12), tmp_path / "mix.arpa", order=3, discount_fallback=FALLBACK)
+    assert summary.weights[0] == pytest.approx(1.0) and len(summary.discounts) == 2
+    assert _sentence_scores(tmp_path / "mix.arpa") == pytest.approx(_sentence_scores(tmp_path / "books.arpa"),
+                                                                    abs=1e-5)
+
+
+@pytest.mark.parametrize("prune", [(), (0, 1, 1)])
+def test_a_mixture_is_the_weighted_sum_and_sums_to_one(tmp_path, prune):
+    words = sorted({word for sentence in BOOKS + TALK for word in sentence.split()})
+    for name, text in ("books", BOOKS), ("talk", TALK):
+        build_arpa(text, tmp_path / f"{name}.arpa", order=3, discount_fallback=FALLBACK, extra_words=words)
+    mix = tmp_path / "mix.arpa"
+    summary = build_mixed_arpa([BOOKS, TALK], (3, 7), mix, order=3, prune=prune, discount_fallback=FALLBACK)
+    assert summary.weights == pytest.approx((0.3, 0.7))
+    # An n-gram in the file (kept by any pruning: seen 3 times) has exactly the weighted sum of the probabilities
+    # the two models give its last word, seen in that context or backed off.
+    books, talk, model = (LanguageModel(tmp_path / f"{name}.arpa").model for name in ("books", "talk", "mix"))
+    in_file = arpa_entries(mix)
+    for ngram in ("<s> THE CAT", "<s> NO", "CALL HOME", "THE", "YES"):
+        *history, word = ngram.split()
+        expected = 0.3 * 10 ** _log10_next(books, history, word) + 0.7 * 10 ** _log10_next(talk, history, word)
+        assert 10 ** in_file[ngram][0] == pytest.approx(expected, rel=1e-5), ngram
+    for history in ([], ["THE"], ["THE", "CAT"], ["NO", "THE"], ["HOME"], ["MAT", "ON"]):
+        total = _probability_of_every_next_word(model, history, words + ["</s>", "<unk>"])
+        assert total == pytest.approx(1.0, abs=1e-5), history
+    pooled = build_arpa(BOOKS + TALK, tmp_path / "pooled.arpa", order=3, prune=prune, discount_fallback=FALLBACK)
+    assert summary.ngrams == pooled.ngrams  # pruning counts an n-gram over both texts
+
+
+def test_a_mixture_needs_a_positive_weight_and_text_for_each_text(tmp_path):
+    with pytest.raises(AsrError, match="one positive mixture weight per text"):
+        build_mixed_arpa([BOOKS, TALK], (1,), tmp_path / "mix.arpa", discount_fallback=FALLBACK)
+    with pytest.raises(AsrError, match="one positive mixture weight per text"):
+        build_mixed_arpa([BOOKS, TALK], (1, -1), tmp_path / "mix.arpa", discount_fallback=FALLBACK)
+    with pytest.raises(AsrError, match="text 2 of the mixture has no sentences"):
+        build_mixed_arpa([BOOKS, []], (1, 1), tmp_path / "mix.arpa", discount_fallback=FALLBACK)
+    assert not (tmp_path / "mix.arpa").exists()
+
+
 def _probability_of_every_next_word(model, history: list[str], vocabulary: list[str]) -> float:
     """The LM's probabilities of each word of `vocabulary` after <s> and `history`, summed."""
+    return sum(10 ** _log10_next(model, ["<s>", *history], word) for word in vocabulary)
+
+
+def _log10_next(model, history: list[str], word: str) -> float:
+    """log10 P(word | history); a history that starts with <s> starts a sentence."""
     import kenlm
 
     state = kenlm.State()
-    model.BeginSentenceWrite(state)
-    for word in history:
+    if history[:1] == ["<s>"]:
+        model.BeginSentenceWrite(state)
+        history = history[1:]
+    else:
+        model.NullContextWrite(state)
+    for previous in history:
         following = kenlm.State()
-        model.BaseScore(state, word, following)
+        model.BaseScore(state, previous, following)
         state = following
-    return sum(10 ** model.BaseScore(state, word, kenlm.State()) for word in vocabulary)
+    return model.BaseScore(state, word, kenlm.State())
 
 
 def test_exclusion_and_normalisation_of_the_text(tmp_path):

@@ -43,10 +43,12 @@ learning_rate=5e-4
 text=../../../shared/data/text
 real_train=../../../shared/data/real-train
 real_dev=../../../shared/data/real-dev
-lm_texts="$text/books_norm.txt.gz $text/modern_conversation.txt.gz $text/modern_dialogue.txt.gz $text/modern_short.txt.gz"
+lm_books="$text/books_norm.txt.gz"
+lm_modern="$text/modern_conversation.txt.gz $text/modern_dialogue.txt.gz $text/modern_short.txt.gz"
 lm_prune="0 1 1 1"                    # 47.5 MB; 0 0 1 1 makes a 64 MB LM (natural7 on: RESULTS.md)
 lm_short_utterances=0                 # template utterances added to the LM text (natural7-short: 30000)
 lm_exclude_min_words=1                # 1: every evaluation transcript left out of the LM text, as the bundled LM's
+lm_mix=""                             # "B M": a books model and a modern one mixed B:M; empty: the texts pooled
 lm_weights="0.5 0.7 0.9 1.1"
 word_bonuses="-2 -1 0 1"
 decode_beams="32 64 128 256 512"     # stage 6 stores the smallest within 0.1 WER points of the best
@@ -84,6 +86,9 @@ options (defaults in brackets):
   --lm-exclude-min-words N      leave out of the LM text only the evaluation transcripts of N words or more
                                 (`asr lm build --exclude-min-words`; 3 keeps lines such as YES and FIVE, which
                                 identify no utterance); the LM's folder gets -excludeN [1: all, as the bundled LM]
+  --lm-mix "B M"                mix a model of the books and one of the modern English (with the template
+                                utterances) with weights B and M (`asr lm build --mix`); the LM's folder gets
+                                -mixB-M [empty: the texts pooled into one model]
   --passes "N [M ...]"          numbers of voted passes (`asr transcribe --passes`) stage 6 tries at each beam; it
                                 stores the fastest pair of passes and beam within 0.1 WER points of the best
                                 (natural7: "1 3 5 7") [1: one pass]
@@ -110,6 +115,7 @@ while [ $# -gt 0 ]; do
     --lm-prune) lm_prune=$2; shift 2 ;;
     --lm-short-utterances) lm_short_utterances=$2; shift 2 ;;
     --lm-exclude-min-words) lm_exclude_min_words=$2; shift 2 ;;
+    --lm-mix) lm_mix=$2; shift 2 ;;
     --passes) tune_passes=$2; shift 2 ;;
     --average-with-start) average_with_start=true; shift ;;
     --start-weight) start_weight=$2; shift 2 ;;
@@ -202,21 +208,27 @@ fi
 lm_dir=$natural_dir/lm-prune-${lm_prune// /}
 [ "$lm_exclude_min_words" = 1 ] || lm_dir=$lm_dir-exclude$lm_exclude_min_words
 [ "$lm_short_utterances" = 0 ] || lm_dir=$lm_dir-short$lm_short_utterances
+[ -z "$lm_mix" ] || lm_dir=$lm_dir-mix${lm_mix// /-}
 if run_stage 5 lm; then
   if [ -f "$lm_dir/lm.bin" ]; then
     echo "$lm_dir/lm.bin is there from an earlier run: reused (delete it to rebuild)"
   else
     mkdir -p "$lm_dir"
-    texts=$lm_texts
+    modern=$lm_modern
     if [ "$lm_short_utterances" != 0 ]; then
       # Another seed than the spoken corpus's (0): a new sample of the same templates.
       asr corpus short-text --count "$lm_short_utterances" --seed 101 --no-progress \
         --output "$lm_dir/short-utterances.txt.gz"
-      texts="$texts $lm_dir/short-utterances.txt.gz"
+      modern="$modern $lm_dir/short-utterances.txt.gz"
+    fi
+    if [ -z "$lm_mix" ]; then
+      texts=(--text $lm_books $modern)
+    else
+      texts=(--text $lm_books --text $modern --mix $lm_mix)
     fi
     # Every evaluation transcript (of --lm-exclude-min-words or more) is left out of the LM text, the Kokoro and
     # real dev and test sets too.
-    asr lm build --text $texts --exclude-min-words "$lm_exclude_min_words" --order 4 --prune $lm_prune \
+    asr lm build "${texts[@]}" --exclude-min-words "$lm_exclude_min_words" --order 4 --prune $lm_prune \
       --discount-fallback --output "$lm_dir/lm.arpa" --binary "$lm_dir/lm.bin" \
       --exclude "$data_dir/manifests/dev.jsonl" "$data_dir/manifests/test.jsonl" \
       "$data_dir/manifests/dev-clean-text.jsonl" "$manifests/kokoro/dev.jsonl" "$manifests/kokoro/test.jsonl" \
