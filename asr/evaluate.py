@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -121,6 +122,25 @@ def evaluate_beams(recognizer: Recognizer, manifest: str | os.PathLike, beam_siz
     all of them."""
     outputs = outputs_by_delay(recognizer, manifest, recognizer.delays, batch_size, show_progress)
     return [score_outputs(recognizer, outputs, beam, use_lm) for beam in beam_sizes]
+
+
+_UTTERANCE_LINE = re.compile(r"^(\S+)\s+errors (\d+)/(\d+)$")  # the first line of each block write_errors_file writes
+
+
+def read_errors_file(path: str | os.PathLike) -> dict[str, tuple[int, int]]:
+    """Utterance id -> (word errors, reference words), from a file `write_errors_file` wrote."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeError) as error:
+        raise AsrError(f"{path}: cannot read the errors file ({error})") from None
+    errors = {}
+    for line in lines:
+        match = _UTTERANCE_LINE.match(line.strip())
+        if match:
+            errors[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+    if not errors:
+        raise AsrError(f"{path}: no 'ID  errors E/N' lines; give a file written by `asr evaluate --errors-file`")
+    return errors
 
 
 def write_errors_file(path: str | os.PathLike, report: EvaluationReport) -> None:

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from asr.errors import AsrError
+
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "wer_by_corpus.py"
 
 
@@ -41,3 +45,18 @@ def test_an_errors_file_of_another_set_is_refused(tmp_path):
     assert result.returncode == 2 and "no utterance" in result.stderr
     result = run_tool("--errors", tmp_path / "missing.txt", "--manifest", manifest)
     assert result.returncode == 2 and "missing.txt" in result.stderr
+
+
+def test_errors_files_are_read_back_as_written(tmp_path):
+    from asr.evaluate import EvaluationReport, read_errors_file, write_errors_file
+    from asr.metrics import char_error_rate, word_error_rate
+
+    references, hypotheses = ("THE CAT SAT", "YES", "CALL HOME NOW"), ("THE CAT SAT", "NO", "CALL HOME")
+    report = EvaluationReport(word_error_rate(references, hypotheses), char_error_rate(references, hypotheses), 3, 0,
+                              references, hypotheses, ("u1", "u2", "u3"))
+    path = tmp_path / "errors.txt"
+    write_errors_file(path, report)
+    assert read_errors_file(path) == {"u1": (0, 3), "u2": (1, 1), "u3": (1, 3)}
+    path.write_text("not an errors file\n")
+    with pytest.raises(AsrError, match="no 'ID  errors E/N' lines"):
+        read_errors_file(path)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from collections import defaultdict
 
-UTTERANCE_LINE = re.compile(r"^(\S+)\s+errors (\d+)/(\d+)$")
+from asr.errors import AsrError
+from asr.evaluate import read_errors_file
 
 
 def noise_band(entry: dict) -> str:
@@ -41,26 +41,16 @@ CONDITIONS = {
 }
 
 
-def read_errors(path: str) -> dict[str, tuple[int, int]]:
-    """Utterance id -> (word errors, reference words)."""
-    errors = {}
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            match = UTTERANCE_LINE.match(line.strip())
-            if match:
-                errors[match.group(1)] = (int(match.group(2)), int(match.group(3)))
-    if not errors:
-        raise SystemExit(f"{path}: no 'ID  errors E/N' lines; pass an errors file from the recipe's stage 8")
-    return errors
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--errors", required=True, help="an errors file of the recipe's stage 8")
     parser.add_argument("--metadata", required=True, help="the synthetic corpus's metadata.jsonl")
     args = parser.parse_args()
 
-    errors = read_errors(args.errors)
+    try:
+        errors = read_errors_file(args.errors)
+    except AsrError as error:
+        raise SystemExit(f"wer_by_condition: {error}") from None
     metadata = {}
     with open(args.metadata, encoding="utf-8") as handle:
         for line in handle:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-UTTERANCE_LINE = re.compile(r"^(\S+)\s+errors (\d+)/(\d+)$")
+from asr.errors import AsrError
+from asr.evaluate import read_errors_file
+
 KNOWN_CORPORA = ("speechocean762", "fsdd", "kokoro", "synthetic")
 
 
@@ -28,21 +29,20 @@ def corpus_of(audio: str) -> str:
     return next((name for name in KNOWN_CORPORA if name in parts), Path(audio).parent.name)
 
 
-def errors_by_group(errors_lines, manifest_lines, short_words: int = 0) -> dict[str, list[int]]:
+def errors_by_group(errors: dict[str, tuple[int, int]], manifest_lines, short_words: int = 0) -> dict[str, list[int]]:
     """{group: [word errors, reference words, utterances]}, over the utterances of the errors file."""
     entries = {entry["id"]: entry for entry in map(json.loads, filter(str.strip, manifest_lines))}
     groups: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for line in errors_lines:
-        match = UTTERANCE_LINE.match(line.strip())
-        if not match or match.group(1) not in entries:
+    for utterance, (word_errors, words) in errors.items():
+        if utterance not in entries:
             continue
-        entry = entries[match.group(1)]
+        entry = entries[utterance]
         group = corpus_of(entry["audio"])
         if short_words:
             group += f", {'up to' if len(entry['text'].split()) <= short_words else 'over'} {short_words} words"
         totals = groups[group]
-        totals[0] += int(match.group(2))
-        totals[1] += int(match.group(3))
+        totals[0] += word_errors
+        totals[1] += words
         totals[2] += 1
     return dict(groups)
 
@@ -55,9 +55,9 @@ def main(argv=None) -> int:
                         help="split each corpus at N words (default: 0, no split)")
     args = parser.parse_args(argv)
     try:
-        groups = errors_by_group(Path(args.errors).read_text().splitlines(),
-                                 Path(args.manifest).read_text().splitlines(), args.short_words)
-    except (OSError, ValueError, KeyError) as error:
+        groups = errors_by_group(read_errors_file(args.errors), Path(args.manifest).read_text().splitlines(),
+                                 args.short_words)
+    except (OSError, ValueError, KeyError, AsrError) as error:
         print(f"wer_by_corpus: {error}; give an errors file and its JSONL manifest", file=sys.stderr)
         return 2
     if not groups:
