@@ -297,6 +297,9 @@ def _mix(tables: list[NgramTable], weights: Sequence[float], vocab: int,
             total += weight * 10.0 ** table.log10_prob
     for table, total in zip(tables, mixed):
         table.log10_prob = np.log10(np.maximum(total, 1e-99))
+        # Pruning then keeps an n-gram some text saw more than the threshold, as mixing each text's pruned model
+        # would: a text given twice (say, alone and in a pool) does not count its n-grams twice.
+        table.count = table.count_by_source.max(axis=0)
         table.count_by_source = None
     return discounts
 
@@ -368,8 +371,8 @@ def build_mixed_arpa(texts: Sequence[Sequence[str]], weights: Sequence[float], o
                      order: int = 4, prune: Sequence[int] = (), vocabulary_size: int | None = None,
                      discount_fallback: Sequence[float] | None = None, extra_words: Iterable[str] = ()) -> LmSummary:
     """One Kneser-Ney model per text (each a list of sentences), mixed with these weights (normalised to sum to one)
-    and written as one ARPA model; `build_arpa`'s options apply to all. Pruning counts an n-gram over all the texts,
-    so the mixture keeps the same n-grams as a model of the texts pooled."""
+    and written as one ARPA model; `build_arpa`'s options apply to all. Pruning keeps the n-grams that some text saw
+    more than its threshold: those of every text's own pruned model."""
     if not 1 <= order <= 6:
         raise AsrError(f"order must be between 1 and 6 (KenLM's limit), not {order}")
     prune = list(prune)

@@ -80,8 +80,8 @@ def test_every_distribution_sums_to_one(tmp_path, order, prune):
         assert total == pytest.approx(1.0, abs=1e-5), history
 
 
-BOOKS = ["THE CAT SAT", "THE CAT RAN", "A DOG SAT", "THE DOG", "CAT", "A CAT SAT ON THE MAT"] * 3
-TALK = ["YES", "NO", "THE DOG RAN HOME", "CALL HOME", "NO THE CAT", "YES PLEASE"] * 3
+BOOKS = ["THE CAT SAT", "THE CAT RAN", "A DOG SAT", "THE DOG", "CAT", "A CAT SAT ON THE MAT"] * 3 + ["A MAT SAT"]
+TALK = ["YES", "NO", "THE DOG RAN HOME", "CALL HOME", "NO THE CAT", "YES PLEASE"] * 3 + ["CALL THE DOG"]
 FALLBACK = (0.5, 1.0, 1.5)
 SENTENCES = ["THE CAT SAT", "NO", "CALL THE CAT HOME", "A MAT", "DOG DOG DOG", "YES PLEASE CALL"]
 
@@ -121,8 +121,18 @@ def test_a_mixture_is_the_weighted_sum_and_sums_to_one(tmp_path, prune):
     for history in ([], ["THE"], ["THE", "CAT"], ["NO", "THE"], ["HOME"], ["MAT", "ON"]):
         total = _probability_of_every_next_word(model, history, words + ["</s>", "<unk>"])
         assert total == pytest.approx(1.0, abs=1e-5), history
+    # Pruning keeps what either text's own pruned model keeps; a text given twice does not count twice.
+    own = [set(arpa_entries(tmp_path / f"{name}.arpa")) for name in ("books", "talk")]
+    for name, text in ("books", BOOKS), ("talk", TALK):
+        build_arpa(text, tmp_path / f"{name}.arpa", order=3, prune=prune, discount_fallback=FALLBACK,
+                   extra_words=words)
+    pruned = [set(arpa_entries(tmp_path / f"{name}.arpa")) for name in ("books", "talk")]
+    assert set(in_file) == pruned[0] | pruned[1]
+    assert (pruned[0] | pruned[1] != own[0] | own[1]) == bool(prune)
     pooled = build_arpa(BOOKS + TALK, tmp_path / "pooled.arpa", order=3, prune=prune, discount_fallback=FALLBACK)
-    assert summary.ngrams == pooled.ngrams  # pruning counts an n-gram over both texts
+    again = build_mixed_arpa([BOOKS + TALK, BOOKS], (4, 1), tmp_path / "again.arpa", order=3, prune=prune,
+                             discount_fallback=FALLBACK)
+    assert again.ngrams == pooled.ngrams
 
 
 def test_a_mixture_needs_a_positive_weight_and_text_for_each_text(tmp_path):
