@@ -252,10 +252,39 @@ def _mark_kept(tables: list[NgramTable], prune: Sequence[int]) -> None:
             table.keep[upper.context[upper.keep]] = True
 
 
-def _prune(tables: list[NgramTable], prune: Sequence[int]) -> None:
-    """Drop rare n-grams (raw count <= prune[k]) and renormalise their contexts' backoff weights."""
+def _keep_the_most_informative(tables: list[NgramTable], max_ngrams: int) -> None:
+    """Of the kept n-grams above unigrams, keep about `max_ngrams`: those whose loss would change the model most.
+
+    An n-gram's loss is scored as its count times how far its log probability lies from what backing off would give
+    it (Seymore & Rosenfeld's weighted difference, 1996), so a frequent n-gram that backing off predicts well goes
+    before a rarer one it predicts badly. The prefix and the suffix of every n-gram kept are kept as well, which the
+    file format and backing off need, so a few more than `max_ngrams` may stay."""
+    scores, rows = [], []
+    for k in range(1, len(tables)):
+        table, lower = tables[k], tables[k - 1]
+        kept = np.nonzero(table.keep)[0]
+        backed_off = lower.log10_backoff[table.context[kept]] + lower_order_prob(tables, k, table.suffix[kept])
+        scores.append(table.count[kept] * (table.log10_prob[kept] - backed_off))
+        rows.append(kept)
+    every_score = np.concatenate(scores)
+    if len(every_score) <= max_ngrams:
+        return
+    threshold = np.partition(every_score, len(every_score) - max_ngrams)[len(every_score) - max_ngrams]
+    for k, kept, score in zip(range(1, len(tables)), rows, scores):
+        tables[k].keep[kept[score < threshold]] = False
+    for k in range(len(tables) - 1, 1, -1):  # top order down, so what a kept n-gram needs is kept before its turn
+        table, lower = tables[k], tables[k - 1]
+        lower.keep[table.context[table.keep]] = True
+        lower.keep[table.suffix[table.keep]] = True
+
+
+def _prune(tables: list[NgramTable], prune: Sequence[int], max_ngrams: int | None = None) -> None:
+    """Drop rare n-grams (raw count <= prune[k]), then the least informative beyond `max_ngrams`, and renormalise
+    their contexts' backoff weights."""
     _mark_kept(tables, prune)
-    if not any(prune):
+    if max_ngrams is not None:
+        _keep_the_most_informative(tables, max_ngrams)
+    if all(table.keep.all() for table in tables):
         return
     for k in range(1, len(tables)):
         table, lower = tables[k], tables[k - 1]
@@ -355,24 +384,27 @@ def write_arpa(tables: list[NgramTable], words: list[str], path: str | os.PathLi
 
 def build_arpa(sentences: Sequence[str], output: str | os.PathLike, order: int = 4,
                prune: Sequence[int] = (), vocabulary_size: int | None = None,
-               discount_fallback: Sequence[float] | None = None, extra_words: Iterable[str] = ()) -> LmSummary:
+               discount_fallback: Sequence[float] | None = None, extra_words: Iterable[str] = (),
+               max_ngrams: int | None = None) -> LmSummary:
     """Estimate an interpolated modified Kneser-Ney model of `order` from `sentences` and write it as ARPA.
 
     `prune[k]` (for orders k+1 = 2, 3, ...) drops n-grams seen at most that many times, as `lmplz --prune 0 0 1`
     does with its first value (unigrams) always 0. `vocabulary_size` keeps the most frequent words, the rest
     become <unk>. `discount_fallback` is used where the text is too small to estimate a discount. `extra_words`
-    join the vocabulary (as unigrams with no count) even if the text lacks them.
+    join the vocabulary (as unigrams with no count) even if the text lacks them. `max_ngrams` then keeps about
+    that many n-grams above unigrams, those that inform the model most (to fit a size).
     """
     return build_mixed_arpa([sentences], (1.0,), output, order, prune, vocabulary_size, discount_fallback,
-                            extra_words)
+                            extra_words, max_ngrams)
 
 
 def build_mixed_arpa(texts: Sequence[Sequence[str]], weights: Sequence[float], output: str | os.PathLike,
                      order: int = 4, prune: Sequence[int] = (), vocabulary_size: int | None = None,
-                     discount_fallback: Sequence[float] | None = None, extra_words: Iterable[str] = ()) -> LmSummary:
+                     discount_fallback: Sequence[float] | None = None, extra_words: Iterable[str] = (),
+                     max_ngrams: int | None = None) -> LmSummary:
     """One Kneser-Ney model per text (each a list of sentences), mixed with these weights (normalised to sum to one)
     and written as one ARPA model; `build_arpa`'s options apply to all. Pruning keeps the n-grams that some text saw
-    more than its threshold: those of every text's own pruned model."""
+    more than its threshold: those of every text's own pruned model. `max_ngrams` works on a single text only."""
     if not 1 <= order <= 6:
         raise AsrError(f"order must be between 1 and 6 (KenLM's limit), not {order}")
     prune = list(prune)
@@ -386,13 +418,15 @@ def build_mixed_arpa(texts: Sequence[Sequence[str]], weights: Sequence[float], o
         if not sentences:
             raise AsrError("no text to train a language model on" if len(texts) == 1
                            else f"text {number} of the mixture has no sentences")
+    if max_ngrams is not None and (len(texts) > 1 or max_ngrams < 1):
+        raise AsrError(f"--max-ngrams {max_ngrams}: give 1 or more, for one text (a mixture cannot be cut to size yet)")
     weights = tuple(w / sum(weights) for w in weights)
     sentences = [sentence for text in texts for sentence in text]
     words, stream, sentence_of_position = _encode(sentences, vocabulary_size, extra_words)
     if len(texts) == 1:
         tables = _count(stream, sentence_of_position, order, len(words))
         discounts = [_estimate(tables, len(words), discount_fallback)]
-        _prune(tables, prune)
+        _prune(tables, prune, max_ngrams)
     else:
         source_of_sentence = np.repeat(np.arange(len(texts)), [len(text) for text in texts])
         tables = _count(stream, sentence_of_position, order, len(words),
