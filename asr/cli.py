@@ -382,6 +382,24 @@ def _lm_build(args) -> int:
     return 0
 
 
+def _lm_perplexity(args) -> int:
+    from asr import ngram
+    from asr.data import read_manifest
+    from asr.lm import LanguageModel, perplexity
+
+    if not args.manifest and not args.text:
+        raise AsrError("nothing to score: give --manifest (its transcripts) or --text (one sentence a line)")
+    sets = [(path, [u.text for u in read_manifest(path)]) for path in args.manifest or []]
+    sets += [(path, ngram.read_text(path, exclude_min_words=1)[0]) for path in args.text or []]
+    lm = LanguageModel(args.lm)
+    print(f"{'text':<50} {'sentences':>9} {'words':>8} {'unknown':>8} {'perplexity':>10}")
+    for path, sentences in sets:
+        result = perplexity(lm, sentences)
+        print(f"{str(path)[-50:]:<50} {result.sentences:>9} {result.words:>8} {result.unknown_words:>8} "
+              f"{result.perplexity:>10.1f}")
+    return 0
+
+
 def _lm_tune(args) -> int:
     from asr.checkpoint import load_model_file
     from asr.evaluate import model_outputs
@@ -670,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="per order from unigrams up, drop n-grams seen at most COUNT times, e.g. 0 0 1 1 "
                                "(default: no pruning); the first must be 0")
     lm_build.add_argument("--max-ngrams", type=int, metavar="N",
-                          help="after --prune, keep about N n-grams above unigrams: those whose loss would change the "
+                          help="after --prune, keep N n-grams above unigrams: those whose loss would change the "
                                "model most (count times the log-probability gap to backing off), to fit a size; "
                                "about 5 bytes each in the binary (default: no limit)")
     lm_build.add_argument("--vocabulary-size", type=int, help="keep the N most frequent words; others become <unk>")
@@ -689,6 +707,19 @@ def build_parser() -> argparse.ArgumentParser:
     lm_build.add_argument("--binary", help="also write a KenLM trie binary here (compiles KenLM's build_binary once)")
     lm_build.add_argument("--quantize", type=int, default=8, help="bits per binary probability, 0 = none (default: 8)")
     lm_build.set_defaults(run=_lm_build)
+
+    lm_perplexity = lm_commands.add_parser(
+        "perplexity", help="how well an LM predicts the transcripts of a manifest or the lines of a text",
+        description="Score each sentence with the LM (from <s> to </s>) and print the perplexity per word and "
+                    "sentence end, as KenLM counts it, and how many words the LM does not know: a quick comparison "
+                    "of LMs (or of LM texts) on a dev set before decoding with them.",
+        epilog="example:\n  asr lm perplexity --lm lm.bin --manifest dev.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    lm_perplexity.add_argument("--lm", required=True, help="ARPA or KenLM binary language model")
+    lm_perplexity.add_argument("--manifest", nargs="+", metavar="MANIFEST", help="score these manifests' transcripts")
+    lm_perplexity.add_argument("--text", nargs="+", metavar="FILE",
+                               help="score these texts, one sentence a line (.txt or .txt.gz)")
+    lm_perplexity.set_defaults(run=_lm_perplexity)
 
     from asr.lm_tune import DEFAULT_BLANK_PENALTIES, DEFAULT_LM_WEIGHTS, DEFAULT_UNK_PENALTIES, DEFAULT_WORD_BONUSES
 

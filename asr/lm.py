@@ -11,7 +11,9 @@ import contextlib
 import functools
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from asr.errors import AsrError, one_line
 from asr.ngram import arpa_vocabulary
@@ -95,3 +97,31 @@ class LanguageModel:
 
 def load_language_model(path: str | os.PathLike | None) -> LanguageModel | None:
     return None if path is None else LanguageModel(path)
+
+
+@dataclass(frozen=True)
+class Perplexity:
+    sentences: int
+    words: int
+    unknown_words: int  # scored as <unk>
+    log10_prob: float  # of every word and every sentence end
+
+    @property
+    def perplexity(self) -> float:
+        """Per predicted token (each word and each sentence end), as KenLM and SRILM count it."""
+        return 10.0 ** (-self.log10_prob / max(1, self.words + self.sentences))
+
+
+def perplexity(lm: LanguageModel, sentences: Iterable[str]) -> Perplexity:
+    """How well the LM predicts these sentences (each from <s> to </s>): lower is closer to the text it knows."""
+    count = words = unknown = 0
+    total = 0.0
+    for sentence in sentences:
+        scores = list(lm.model.full_scores(sentence, bos=True, eos=True))
+        count += 1
+        words += len(scores) - 1
+        unknown += sum(1 for _, _, oov in scores if oov)
+        total += sum(score for score, _, _ in scores)
+    if not count:
+        raise AsrError(f"{lm.path}: no sentences to score")
+    return Perplexity(count, words, unknown, total)

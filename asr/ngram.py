@@ -253,29 +253,27 @@ def _mark_kept(tables: list[NgramTable], prune: Sequence[int]) -> None:
 
 
 def _keep_the_most_informative(tables: list[NgramTable], max_ngrams: int) -> None:
-    """Of the kept n-grams above unigrams, keep about `max_ngrams`: those whose loss would change the model most.
+    """Of the kept n-grams above unigrams, keep `max_ngrams`: those whose loss would change the model most.
 
     An n-gram's loss is scored as its count times how far its log probability lies from what backing off would give
     it (Seymore & Rosenfeld's weighted difference, 1996), so a frequent n-gram that backing off predicts well goes
-    before a rarer one it predicts badly. The prefix and the suffix of every n-gram kept are kept as well, which the
-    file format and backing off need, so a few more than `max_ngrams` may stay."""
-    scores, rows = [], []
+    before a rarer one it predicts badly. The file format and backing off need the prefix and the suffix of every
+    n-gram kept, so each n-gram scores at least what the best n-gram that needs it does: one threshold then keeps a
+    whole set, of the size asked (ties aside)."""
+    scores = [np.full(len(tables[0]), np.inf)]  # unigrams all stay
     for k in range(1, len(tables)):
         table, lower = tables[k], tables[k - 1]
-        kept = np.nonzero(table.keep)[0]
-        backed_off = lower.log10_backoff[table.context[kept]] + lower_order_prob(tables, k, table.suffix[kept])
-        scores.append(table.count[kept] * (table.log10_prob[kept] - backed_off))
-        rows.append(kept)
-    every_score = np.concatenate(scores)
-    if len(every_score) <= max_ngrams:
+        backed_off = lower.log10_backoff[table.context] + lower_order_prob(tables, k, table.suffix)
+        scores.append(np.where(table.keep, table.count * (table.log10_prob - backed_off), -np.inf))
+    for k in range(len(tables) - 1, 1, -1):  # top order down: a score passes to the prefix and suffix it needs
+        np.maximum.at(scores[k - 1], tables[k].context, scores[k])
+        np.maximum.at(scores[k - 1], tables[k].suffix, scores[k])
+    candidates = np.concatenate([score[table.keep] for score, table in zip(scores[1:], tables[1:])])
+    if len(candidates) <= max_ngrams:
         return
-    threshold = np.partition(every_score, len(every_score) - max_ngrams)[len(every_score) - max_ngrams]
-    for k, kept, score in zip(range(1, len(tables)), rows, scores):
-        tables[k].keep[kept[score < threshold]] = False
-    for k in range(len(tables) - 1, 1, -1):  # top order down, so what a kept n-gram needs is kept before its turn
-        table, lower = tables[k], tables[k - 1]
-        lower.keep[table.context[table.keep]] = True
-        lower.keep[table.suffix[table.keep]] = True
+    threshold = np.partition(candidates, len(candidates) - max_ngrams)[len(candidates) - max_ngrams]
+    for score, table in zip(scores[1:], tables[1:]):
+        table.keep &= score >= threshold
 
 
 def _prune(tables: list[NgramTable], prune: Sequence[int], max_ngrams: int | None = None) -> None:
@@ -391,8 +389,8 @@ def build_arpa(sentences: Sequence[str], output: str | os.PathLike, order: int =
     `prune[k]` (for orders k+1 = 2, 3, ...) drops n-grams seen at most that many times, as `lmplz --prune 0 0 1`
     does with its first value (unigrams) always 0. `vocabulary_size` keeps the most frequent words, the rest
     become <unk>. `discount_fallback` is used where the text is too small to estimate a discount. `extra_words`
-    join the vocabulary (as unigrams with no count) even if the text lacks them. `max_ngrams` then keeps about
-    that many n-grams above unigrams, those that inform the model most (to fit a size).
+    join the vocabulary (as unigrams with no count) even if the text lacks them. `max_ngrams` then keeps that
+    many n-grams above unigrams, those that inform the model most (to fit a size).
     """
     return build_mixed_arpa([sentences], (1.0,), output, order, prune, vocabulary_size, discount_fallback,
                             extra_words, max_ngrams)
@@ -493,7 +491,3 @@ def arpa_vocabulary(path: str | os.PathLike) -> list[str]:
     if not words:
         raise AsrError(f"{path}: no \\1-grams: section; is this an ARPA language model?")
     return words
-
-
-def perplexity_of(log10_total: float, words: int) -> float:
-    return math.pow(10.0, -log10_total / max(1, words))

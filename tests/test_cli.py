@@ -200,3 +200,22 @@ def test_lm_build_mixes_texts_by_weight(tmp_path, capsys):
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     code, _, err = run(["lm", "build", "--arpa", arpa, "--mix", 1, 2, "--binary", tmp_path / "lm.bin"], capsys)
     assert code == 2 and "--mix" in err
+
+
+def test_lm_perplexity_scores_transcripts_and_texts(tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("THE CAT SAT\nTHE DOG RAN\nA CAT SAT ON THE MAT\n" * 3)
+    arpa = tmp_path / "lm.arpa"
+    assert run(["lm", "build", "--text", text, "--order", 2, "--discount-fallback", "--output", arpa], capsys)[0] == 0
+    manifest = tmp_path / "dev.jsonl"
+    manifest.write_text("".join(json.dumps({"id": str(i), "audio": "a.wav", "duration": 1.0, "text": t}) + "\n"
+                                for i, t in enumerate(["THE CAT SAT", "A ZEBRA RAN"])))
+    code, out, _ = run(["lm", "perplexity", "--lm", arpa, "--manifest", manifest, "--text", text], capsys)
+    assert code == 0
+    model = LanguageModel(arpa).model
+    expected = 10 ** (-(model.score("THE CAT SAT") + model.score("A ZEBRA RAN")) / (6 + 2))
+    sentences, words, unknown, perplexity = out.splitlines()[1].split()[1:]
+    assert (sentences, words, unknown) == ("2", "6", "1") and float(perplexity) == pytest.approx(expected, abs=0.05)
+    assert out.splitlines()[2].split()[1:4] == ["9", "36", "0"]  # the training text: every word known
+    code, _, err = run(["lm", "perplexity", "--lm", arpa], capsys)
+    assert code == 2 and "--manifest" in err

@@ -87,7 +87,7 @@ options (defaults in brackets):
   --lm-exclude-min-words N      leave out of the LM text only the evaluation transcripts of N words or more
                                 (`asr lm build --exclude-min-words`; 3 keeps lines such as YES and FIVE, which
                                 identify no utterance); the LM's folder gets -excludeN [1: all, as the bundled LM]
-  --lm-max-ngrams N              after --lm-prune, keep about N n-grams above unigrams, those whose loss would
+  --lm-max-ngrams N              after --lm-prune, keep N n-grams above unigrams, those whose loss would
                                 change the LM most (`asr lm build --max-ngrams`, about 5 bytes each); the LM's
                                 folder gets -maxN [no limit]
   --lm-mix "P B M"              mix a model of all the LM text pooled, one of the books and one of the modern
