@@ -368,7 +368,7 @@ def _lm_build(args) -> int:
         summary = ngram.build_mixed_arpa(texts, weights, args.output, order=args.order, prune=args.prune or (),
                                          vocabulary_size=args.vocabulary_size,
                                          discount_fallback=ngram.FALLBACK_DISCOUNTS if args.discount_fallback else None,
-                                         extra_words=extra_words, max_ngrams=args.max_ngrams)
+                                         extra_words=extra_words)
         discounts = ["; ".join(" ".join(f"{d:.3f}" for d in order) for order in text) for text in summary.discounts]
         mixture = ("" if len(texts) == 1 else "; mixture weights " + " ".join(f"{w:.3f}" for w in summary.weights))
         print(f"{args.output}: order {summary.order}, {summary.words} words of text, vocabulary {summary.vocabulary}, "
@@ -687,10 +687,6 @@ def build_parser() -> argparse.ArgumentParser:
     lm_build.add_argument("--prune", type=int, nargs="+", metavar="COUNT",
                           help="per order from unigrams up, drop n-grams seen at most COUNT times, e.g. 0 0 1 1 "
                                "(default: no pruning); the first must be 0")
-    lm_build.add_argument("--max-ngrams", type=int, metavar="N",
-                          help="after --prune, keep N n-grams above unigrams: those whose loss would change the "
-                               "model most (count times the log-probability gap to backing off), to fit a size; "
-                               "about 5 bytes each in the binary (default: no limit)")
     lm_build.add_argument("--vocabulary-size", type=int, help="keep the N most frequent words; others become <unk>")
     lm_build.add_argument("--add-words", metavar="FILE",
                           help="also put these words in the vocabulary, seen in the text or not (one a line, .txt or "

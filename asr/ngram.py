@@ -252,37 +252,10 @@ def _mark_kept(tables: list[NgramTable], prune: Sequence[int]) -> None:
             table.keep[upper.context[upper.keep]] = True
 
 
-def _keep_the_most_informative(tables: list[NgramTable], max_ngrams: int) -> None:
-    """Of the kept n-grams above unigrams, keep `max_ngrams`: those whose loss would change the model most.
-
-    An n-gram's loss is scored as its count times how far its log probability lies from what backing off would give
-    it (Seymore & Rosenfeld's weighted difference, 1996), so a frequent n-gram that backing off predicts well goes
-    before a rarer one it predicts badly. The file format and backing off need the prefix and the suffix of every
-    n-gram kept, so each n-gram scores at least what the best n-gram that needs it does: one threshold then keeps a
-    whole set, of the size asked (ties aside)."""
-    scores = [np.full(len(tables[0]), np.inf)]  # unigrams all stay
-    for k in range(1, len(tables)):
-        table, lower = tables[k], tables[k - 1]
-        backed_off = lower.log10_backoff[table.context] + lower_order_prob(tables, k, table.suffix)
-        scores.append(np.where(table.keep, table.count * (table.log10_prob - backed_off), -np.inf))
-    for k in range(len(tables) - 1, 1, -1):  # top order down: a score passes to the prefix and suffix it needs
-        np.maximum.at(scores[k - 1], tables[k].context, scores[k])
-        np.maximum.at(scores[k - 1], tables[k].suffix, scores[k])
-    candidates = np.concatenate([score[table.keep] for score, table in zip(scores[1:], tables[1:])])
-    if len(candidates) <= max_ngrams:
-        return
-    threshold = np.partition(candidates, len(candidates) - max_ngrams)[len(candidates) - max_ngrams]
-    for score, table in zip(scores[1:], tables[1:]):
-        table.keep &= score >= threshold
-
-
-def _prune(tables: list[NgramTable], prune: Sequence[int], max_ngrams: int | None = None) -> None:
-    """Drop rare n-grams (raw count <= prune[k]), then the least informative beyond `max_ngrams`, and renormalise
-    their contexts' backoff weights."""
+def _prune(tables: list[NgramTable], prune: Sequence[int]) -> None:
+    """Drop rare n-grams (raw count <= prune[k]) and renormalise their contexts' backoff weights."""
     _mark_kept(tables, prune)
-    if max_ngrams is not None:
-        _keep_the_most_informative(tables, max_ngrams)
-    if all(table.keep.all() for table in tables):
+    if not any(prune):
         return
     for k in range(1, len(tables)):
         table, lower = tables[k], tables[k - 1]
@@ -382,27 +355,24 @@ def write_arpa(tables: list[NgramTable], words: list[str], path: str | os.PathLi
 
 def build_arpa(sentences: Sequence[str], output: str | os.PathLike, order: int = 4,
                prune: Sequence[int] = (), vocabulary_size: int | None = None,
-               discount_fallback: Sequence[float] | None = None, extra_words: Iterable[str] = (),
-               max_ngrams: int | None = None) -> LmSummary:
+               discount_fallback: Sequence[float] | None = None, extra_words: Iterable[str] = ()) -> LmSummary:
     """Estimate an interpolated modified Kneser-Ney model of `order` from `sentences` and write it as ARPA.
 
     `prune[k]` (for orders k+1 = 2, 3, ...) drops n-grams seen at most that many times, as `lmplz --prune 0 0 1`
     does with its first value (unigrams) always 0. `vocabulary_size` keeps the most frequent words, the rest
     become <unk>. `discount_fallback` is used where the text is too small to estimate a discount. `extra_words`
-    join the vocabulary (as unigrams with no count) even if the text lacks them. `max_ngrams` then keeps that
-    many n-grams above unigrams, those that inform the model most (to fit a size).
+    join the vocabulary (as unigrams with no count) even if the text lacks them.
     """
     return build_mixed_arpa([sentences], (1.0,), output, order, prune, vocabulary_size, discount_fallback,
-                            extra_words, max_ngrams)
+                            extra_words)
 
 
 def build_mixed_arpa(texts: Sequence[Sequence[str]], weights: Sequence[float], output: str | os.PathLike,
                      order: int = 4, prune: Sequence[int] = (), vocabulary_size: int | None = None,
-                     discount_fallback: Sequence[float] | None = None, extra_words: Iterable[str] = (),
-                     max_ngrams: int | None = None) -> LmSummary:
+                     discount_fallback: Sequence[float] | None = None, extra_words: Iterable[str] = ()) -> LmSummary:
     """One Kneser-Ney model per text (each a list of sentences), mixed with these weights (normalised to sum to one)
     and written as one ARPA model; `build_arpa`'s options apply to all. Pruning keeps the n-grams that some text saw
-    more than its threshold: those of every text's own pruned model. `max_ngrams` works on a single text only."""
+    more than its threshold: those of every text's own pruned model."""
     if not 1 <= order <= 6:
         raise AsrError(f"order must be between 1 and 6 (KenLM's limit), not {order}")
     prune = list(prune)
@@ -416,15 +386,13 @@ def build_mixed_arpa(texts: Sequence[Sequence[str]], weights: Sequence[float], o
         if not sentences:
             raise AsrError("no text to train a language model on" if len(texts) == 1
                            else f"text {number} of the mixture has no sentences")
-    if max_ngrams is not None and (len(texts) > 1 or max_ngrams < 1):
-        raise AsrError(f"--max-ngrams {max_ngrams}: give 1 or more, for one text (a mixture cannot be cut to size yet)")
     weights = tuple(w / sum(weights) for w in weights)
     sentences = [sentence for text in texts for sentence in text]
     words, stream, sentence_of_position = _encode(sentences, vocabulary_size, extra_words)
     if len(texts) == 1:
         tables = _count(stream, sentence_of_position, order, len(words))
         discounts = [_estimate(tables, len(words), discount_fallback)]
-        _prune(tables, prune, max_ngrams)
+        _prune(tables, prune)
     else:
         source_of_sentence = np.repeat(np.arange(len(texts)), [len(text) for text in texts])
         tables = _count(stream, sentence_of_position, order, len(words),

@@ -80,30 +80,6 @@ def test_every_distribution_sums_to_one(tmp_path, order, prune):
         assert total == pytest.approx(1.0, abs=1e-5), history
 
 
-def test_a_size_limit_keeps_the_most_informative_ngrams(tmp_path):
-    rng = np.random.default_rng(5)
-    words = ["THE", "CAT", "SAT", "ON", "A", "MAT", "DOG", "RAN", "HOME", "FAST"]
-    sentences = [" ".join(rng.choice(words, size=rng.integers(2, 8), p=np.linspace(3, 1, 10) / 20))
-                 for _ in range(400)]
-    by_count = build_arpa(sentences, tmp_path / "count.arpa", order=3, prune=(0, 1, 1), discount_fallback=FALLBACK)
-    size = sum(by_count.ngrams[1:])
-    by_loss = build_arpa(sentences, tmp_path / "loss.arpa", order=3, discount_fallback=FALLBACK, max_ngrams=size)
-    full = build_arpa(sentences, tmp_path / "full.arpa", order=3, discount_fallback=FALLBACK)
-    assert sum(by_loss.ngrams[1:]) == size < sum(full.ngrams[1:])
-    entries = arpa_entries(tmp_path / "loss.arpa")
-    for ngram in entries:  # what backing off and the file format need is there
-        assert len(ngram.split()) == 1 or {" ".join(ngram.split()[:-1]), " ".join(ngram.split()[1:])} <= set(entries)
-    model = LanguageModel(tmp_path / "loss.arpa").model
-    for history in ([], ["THE"], ["CAT", "SAT"], ["HOME", "FAST"]):
-        assert _probability_of_every_next_word(model, history, words + ["</s>", "<unk>"]) == pytest.approx(1, abs=1e-5)
-    # At the same size, the text is likelier under the n-grams chosen by their loss than under those seen twice.
-    likelihood = {name: sum(LanguageModel(tmp_path / f"{name}.arpa").model.score(s) for s in sentences)
-                  for name in ("count", "loss", "full")}
-    assert likelihood["count"] < likelihood["loss"] < likelihood["full"]
-    with pytest.raises(AsrError, match="--max-ngrams"):
-        build_mixed_arpa([BOOKS, TALK], (1, 1), tmp_path / "mix.arpa", discount_fallback=FALLBACK, max_ngrams=10)
-
-
 BOOKS = ["THE CAT SAT", "THE CAT RAN", "A DOG SAT", "THE DOG", "CAT", "A CAT SAT ON THE MAT"] * 3 + ["A MAT SAT"]
 TALK = ["YES", "NO", "THE DOG RAN HOME", "CALL HOME", "NO THE CAT", "YES PLEASE"] * 3 + ["CALL THE DOG"]
 FALLBACK = (0.5, 1.0, 1.5)

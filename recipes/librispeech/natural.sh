@@ -48,7 +48,6 @@ lm_modern="$text/modern_conversation.txt.gz $text/modern_dialogue.txt.gz $text/m
 lm_prune="0 1 1 1"                    # 47.5 MB; 0 0 1 1 makes a 64 MB LM (natural7 on: RESULTS.md)
 lm_short_utterances=0                 # template utterances added to the LM text (natural7-short: 30000)
 lm_exclude_min_words=1                # 1: every evaluation transcript left out of the LM text, as the bundled LM's
-lm_max_ngrams=""                      # cut the LM to about this many n-grams above unigrams, the most informative
 lm_mix=""                             # "P B M": the pooled text's model, the books', the modern's mixed P:B:M
 lm_weights="0.5 0.7 0.9 1.1"
 word_bonuses="-2 -1 0 1"
@@ -87,9 +86,6 @@ options (defaults in brackets):
   --lm-exclude-min-words N      leave out of the LM text only the evaluation transcripts of N words or more
                                 (`asr lm build --exclude-min-words`; 3 keeps lines such as YES and FIVE, which
                                 identify no utterance); the LM's folder gets -excludeN [1: all, as the bundled LM]
-  --lm-max-ngrams N              after --lm-prune, keep N n-grams above unigrams, those whose loss would
-                                change the LM most (`asr lm build --max-ngrams`, about 5 bytes each); the LM's
-                                folder gets -maxN [no limit]
   --lm-mix "P B M"              mix a model of all the LM text pooled, one of the books and one of the modern
                                 English (with the template utterances) with weights P, B and M, a weight of 0
                                 leaving that model out (`asr lm build --mix`); the LM's folder gets -mixP-B-M
@@ -121,7 +117,6 @@ while [ $# -gt 0 ]; do
     --lm-short-utterances) lm_short_utterances=$2; shift 2 ;;
     --lm-exclude-min-words) lm_exclude_min_words=$2; shift 2 ;;
     --lm-mix) lm_mix=$2; shift 2 ;;
-    --lm-max-ngrams) lm_max_ngrams=$2; shift 2 ;;
     --passes) tune_passes=$2; shift 2 ;;
     --average-with-start) average_with_start=true; shift ;;
     --start-weight) start_weight=$2; shift 2 ;;
@@ -215,7 +210,6 @@ lm_dir=$natural_dir/lm-prune-${lm_prune// /}
 [ "$lm_exclude_min_words" = 1 ] || lm_dir=$lm_dir-exclude$lm_exclude_min_words
 [ "$lm_short_utterances" = 0 ] || lm_dir=$lm_dir-short$lm_short_utterances
 [ -z "$lm_mix" ] || lm_dir=$lm_dir-mix${lm_mix// /-}
-[ -z "$lm_max_ngrams" ] || lm_dir=$lm_dir-max$lm_max_ngrams
 if run_stage 5 lm; then
   if [ -f "$lm_dir/lm.bin" ]; then
     echo "$lm_dir/lm.bin is there from an earlier run: reused (delete it to rebuild)"
@@ -239,7 +233,6 @@ if run_stage 5 lm; then
       done
       texts+=(--mix "${weights[@]}")
     fi
-    [ -z "$lm_max_ngrams" ] || texts+=(--max-ngrams "$lm_max_ngrams")
     # Every evaluation transcript (of --lm-exclude-min-words or more) is left out of the LM text, the Kokoro and
     # real dev and test sets too.
     asr lm build "${texts[@]}" --exclude-min-words "$lm_exclude_min_words" --order 4 --prune $lm_prune \
