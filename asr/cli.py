@@ -661,8 +661,9 @@ def build_parser() -> argparse.ArgumentParser:
     real_train.add_argument("--output-dir", required=True, help="where the manifests go")
     real_train.set_defaults(run=_corpus_real_train)
 
-    lm = commands.add_parser("lm", help="build and tune word n-gram language models for decoding",
-                             description="Word n-gram language models: build one from text, or tune its weights.")
+    lm = commands.add_parser("lm", help="build, score and tune word n-gram language models for decoding",
+                             description="Word n-gram language models: build one from text, measure its "
+                                         "perplexity on a dev set, or tune its weights.")
     lm_commands = lm.add_subparsers(dest="lm_command", required=True, metavar="ACTION")
     lm_build = lm_commands.add_parser(
         "build", help="train an ARPA n-gram (modified Kneser-Ney) from text; convert ARPA to KenLM binary",
