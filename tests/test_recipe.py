@@ -62,6 +62,13 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
     assert sibling.returncode == 0, sibling.stderr[-2000:]
     with_sibling = load_model_file(tmp_path / "with_sibling.pt")
     assert with_sibling.metadata["averaged_checkpoints"] == [str(other_run), str(exp / "checkpoints" / "epoch-3.pt")]
+    only_given = subprocess.run([sys.executable, str(RECIPE.parent / "local" / "average.py"), "--exp-dir", str(exp),
+                                 "--last", "0", "--with-checkpoints", str(other_run), str(other_run),
+                                 str(exp / "checkpoints" / "epoch-3.pt"), "--output", str(tmp_path / "two_to_one.pt")],
+                                capture_output=True, text=True)
+    assert only_given.returncode == 0, only_given.stderr[-2000:]
+    two_to_one = load_model_file(tmp_path / "two_to_one.pt")  # a file given twice counts twice; no epoch added
+    assert len(two_to_one.metadata["averaged_checkpoints"]) == 3
     missing = subprocess.run([sys.executable, str(RECIPE.parent / "local" / "average.py"), "--exp-dir", str(exp),
                               "--with-checkpoints", str(tmp_path / "missing.pt"), "--output", str(tmp_path / "x.pt")],
                              capture_output=True, text=True)
@@ -71,6 +78,7 @@ def test_all_stages_on_a_tiny_synthetic_corpus(tmp_path):
                                for n in (1, 3))
     weight = "output.weight"
     assert torch.allclose(with_sibling.model.state_dict()[weight], (first_epoch[weight] + last_epoch[weight]) / 2)
+    assert torch.allclose(two_to_one.model.state_dict()[weight], (2 * first_epoch[weight] + last_epoch[weight]) / 3)
     results = (exp / "RESULTS.md").read_text()
     assert (data / "lm" / "lm.bin").exists()
     lm_words = (data / "lm" / "lm.bin.words").read_text().split()

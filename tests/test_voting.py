@@ -1,6 +1,8 @@
 """Word voting between transcripts of the same audio, and the recognizer's passes at several delays."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ import soundfile
 
 from asr.cli import main
 from asr.models import default_model_path
+from asr.ngram import build_arpa
 from asr.transcribe import load_model
 from asr.transcript import Transcript, Word, shifted
 from asr.voting import consensus_index, vote
@@ -111,3 +114,21 @@ def test_a_long_file_is_voted_over_whole_passes_with_times_in_the_file(tmp_path)
     assert result.text == " ".join([reference] * 7)
     starts = [w.start for w in result.words]
     assert starts == sorted(starts) and 0 <= starts[0] and result.words[-1].end <= result.duration
+
+
+def test_vote_across_models_tool_prints_each_model_and_the_joint_vote(tmp_path, model_path, noise_manifest):
+    lm = tmp_path / "lm.arpa"
+    build_arpa(["HELLO", "A CAT", "THE DOG", "GO HOME"] * 5, lm, order=2, discount_fallback=(0.5, 1.0, 1.5))
+    tool = Path(__file__).resolve().parent.parent / "tools" / "vote_across_models.py"
+    run = subprocess.run([sys.executable, str(tool), "--manifest", str(noise_manifest), "--lm", str(lm),
+                          "--model", f"{model_path}:3", "--model", f"{model_path}:2", "--beam-size", "4",
+                          "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = run.stdout.splitlines()[1:]
+    assert [row.split()[-1] for row in rows[:2]] == [f"{model_path}:3", f"{model_path}:2"]
+    assert rows[2].endswith(f"{model_path}:3 + {model_path}:2")
+    # An untrained model writes (almost) nothing, so every row scores close to all words deleted.
+    assert all(float(row.split()[0]) >= 90 for row in rows)
+    missing = subprocess.run([sys.executable, str(tool), "--manifest", str(noise_manifest), "--lm", str(lm),
+                              "--model", str(tmp_path / "none.pt")], capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "none.pt" in missing.stderr

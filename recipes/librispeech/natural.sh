@@ -4,7 +4,8 @@
 # weights of an earlier bundled model (taken from git at a fixed commit; by default the last synthetic-only one) and
 # trains on a mix of real recorded speech, Kokoro neural voices and the classic synthetic corpus.
 #
-#   0 classic   the classic synthetic corpus: 3 h of train speech and the evaluation sets (run.sh stages 0-1)
+#   0 classic   the classic synthetic corpus: 3 h of train speech and the evaluation sets (run.sh stages 0-1), and
+#               with --classic-more-hours, new classic train speech from further on in its plan
 #   1 kokoro    Kokoro neural voices: train, dev and the held-out test set (voices no train speaker contains), and
 #               with --kokoro-more-hours, more train speech in a second corpus (new sentences and speakers)
 #   2 real      speechocean762 and FSDD manifests (train and dev speakers), and real-dev (measuring only)
@@ -38,6 +39,9 @@ real_repeats=3                        # speechocean762 and FSDD heard this many 
 kokoro_repeats=5
 kokoro_more_repeats=""                # the second Kokoro corpus (empty: as often as the first)
 classic_repeats=2                     # one pass an epoch cost the synthetic test 6.7 points (RESULTS.md)
+classic_more_hours=0                  # a second classic corpus up to this hour of the plan (0: none)
+classic_more_from=280.0               # ... from this hour: the synthetic-only models heard hours 0-280
+classic_more_repeats=1
 epochs=2                              # "2 4": train to 2 epochs, then on to 4 (see stage 4)
 learning_rate=5e-4
 text=../../../shared/data/text
@@ -75,6 +79,11 @@ options (defaults in brackets):
   --real-repeats N / --kokoro-repeats N / --classic-repeats N   times each is heard per epoch [3 / 5 / 2];
                                 with --kokoro-repeats 0 only the first corpus's dev and test sets are made
   --kokoro-more-repeats N       times the second Kokoro corpus is heard per epoch [as --kokoro-repeats]
+  --classic-more-hours H        new classic train speech: the classic plan from hour --classic-more-from up to
+                                hour H, in data/natural/classic-from-H0h (the 3 h every natural run heard stay
+                                as they are; --classic-repeats 0 leaves them out of the mix) [0, none]
+  --classic-more-from H0        [280.0: the synthetic-only models heard the plan's first 280 h]
+  --classic-more-repeats N      times the new classic speech is heard per epoch [1]
   --average-with-start          stage 6 tunes the last epoch averaged with the start weights (natural5: it kept
                                 the gains on real voices and lost nothing on the synthetic test) [off]
   --start-weight N              ... with the start weights counted N times, the epoch once (natural6: 2, where
@@ -112,6 +121,9 @@ while [ $# -gt 0 ]; do
     --kokoro-repeats) kokoro_repeats=$2; shift 2 ;;
     --kokoro-more-repeats) kokoro_more_repeats=$2; shift 2 ;;
     --classic-repeats) classic_repeats=$2; shift 2 ;;
+    --classic-more-hours) classic_more_hours=$2; shift 2 ;;
+    --classic-more-from) classic_more_from=$2; shift 2 ;;
+    --classic-more-repeats) classic_more_repeats=$2; shift 2 ;;
     --package-dir) package_dir=$2; shift 2 ;;
     --lm-prune) lm_prune=$2; shift 2 ;;
     --lm-short-utterances) lm_short_utterances=$2; shift 2 ;;
@@ -135,8 +147,16 @@ run_stage() {  # run_stage N NAME: whether stage N should run now
 }
 done_stage() { touch "$exp_dir/.done/stage$1"; }
 
+classic_more=classic-from-${classic_more_from}h
 if run_stage 0 classic; then
   ./run.sh --data-dir "$data_dir" --synth-hours "$classic_train_hours" --synth-eval-hours 1 --stop-stage 1
+  if [ "$classic_more_hours" != 0 ]; then
+    # Sentences go to train, dev or test by a hash of their text, so new train hours never hold a test sentence.
+    asr corpus synth --root "$natural_dir/$classic_more" --hours "$classic_more_hours" \
+      --skip-train-hours "$classic_more_from" --dev-hours 0 --test-hours 0 --dev-clean-hours 0 \
+      --text "$text/books_norm.txt.gz" --no-progress
+    asr corpus prepare --root "$natural_dir/$classic_more" --splits train --output-dir "$manifests/$classic_more"
+  fi
   done_stage 0
 fi
 
@@ -178,9 +198,13 @@ if run_stage 3 mix; then
   [ "$kokoro_repeats" = 0 ] || kokoro_inputs="kokoro=$manifests/kokoro/train.jsonl:$kokoro_repeats"
   [ "$kokoro_more_hours" = 0 ] || [ "${kokoro_more_repeats:-$kokoro_repeats}" = 0 ] \
     || kokoro_inputs+=" $kokoro_more=$manifests/$kokoro_more/train.jsonl:${kokoro_more_repeats:-$kokoro_repeats}"
+  classic_inputs=""
+  [ "$classic_repeats" = 0 ] || classic_inputs="classic=$data_dir/manifests/train.jsonl:$classic_repeats"
+  [ "$classic_more_hours" = 0 ] \
+    || classic_inputs+=" $classic_more=$manifests/$classic_more/train.jsonl:$classic_more_repeats"
   python local/mix_manifests.py --output "$train_mix" --summary "$exp_dir/data_mix.json" --input \
     speechocean762="$manifests/speechocean762-train.jsonl:$real_repeats" fsdd="$manifests/fsdd-train.jsonl:$real_repeats" \
-    $kokoro_inputs classic="$data_dir/manifests/train.jsonl:$classic_repeats"
+    $kokoro_inputs $classic_inputs
   python local/make_valid_subset.py --manifest "$manifests/fsdd-dev.jsonl" --output "$manifests/fsdd-valid.jsonl" \
     --utterances 100
   python local/mix_manifests.py --output "$manifests/valid-mix.jsonl" --input \

@@ -26,7 +26,9 @@ def stopped_run_metadata(exp: Path, train_data: str | None) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exp-dir", required=True)
-    parser.add_argument("--last", type=int, default=3, help="how many of the last epochs (default: 3)")
+    parser.add_argument("--last", type=int, default=3,
+                        help="how many of the last epochs (default: 3; 0: only the --with-checkpoints files, e.g. "
+                             "two runs' models interpolated)")
     parser.add_argument("--with-checkpoints", nargs="+", default=[], metavar="FILE",
                         help="more checkpoints or model files of the same model shape to average in first, e.g. the "
                              "last epoch of the run this one was started from (train.init_from)")
@@ -41,7 +43,8 @@ def main() -> int:
         metadata = stopped_run_metadata(exp, args.train_data)
         if metadata["step_in_epoch"]:  # stopped mid-epoch: the newest weights are in last.pt
             epochs.append(exp / "checkpoints" / "last.pt")
-    epochs = [Path(p) for p in args.with_checkpoints] + epochs[-args.last:]  # metadata and stats: this run's
+    last = epochs[len(epochs) - args.last:] if args.last > 0 else []  # (epochs[-0:] would be all of them)
+    epochs = [Path(p) for p in args.with_checkpoints] + last  # metadata and stats: this run's
     try:
         average_checkpoints(epochs, args.output, metadata=metadata)
     except AsrError as error:  # a wrong path or a checkpoint of another shape: one line, not a traceback

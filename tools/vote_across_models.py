@@ -1,0 +1,92 @@
+"""WER when several models' voted passes vote together (ROVER across models), beside each model's own vote.
+
+Each `--model PATH[:PASSES]` transcribes the manifest with PASSES delayed passes (default 7) through the same LM and
+search settings; every pass of every model then votes word by word (`asr.voting`), and the WER of the joint vote is
+printed in all and by corpus (as `tools/wer_by_corpus.py` names them). It measures whether models of one lineage
+make different enough mistakes for a multi-model package to pay (RESULTS.md: they did not).
+
+    python tools/vote_across_models.py --manifest recipes/librispeech/data/natural/manifests/valid-mix.jsonl \
+        --lm LM --model exp/natural7/model_avg.pt --model exp/natural8/model_avg.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from wer_by_corpus import corpus_of  # noqa: E402
+
+from asr.errors import AsrError  # noqa: E402
+from asr.evaluate import outputs_by_delay  # noqa: E402
+from asr.metrics import word_error_rate  # noqa: E402
+from asr.transcribe import load_model  # noqa: E402
+from asr.voting import vote  # noqa: E402
+
+
+def model_spec(text: str) -> tuple[str, int]:
+    path, _, passes = text.rpartition(":") if text.rpartition(":")[2].isdigit() else (text, "", "7")
+    return path, int(passes)
+
+
+def passes_of(path: str, passes: int, manifest: str, args) -> tuple[list, dict]:
+    """Each utterance's transcripts, one per pass, and the manifest's utterances by id."""
+    recognizer = load_model(path, lm=args.lm, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
+                            unk_penalty=args.unk_penalty, blank_penalty=args.blank_penalty,
+                            beam_size=args.beam_size, passes=passes)
+    outputs = outputs_by_delay(recognizer, manifest, recognizer.delays, show_progress=not args.no_progress)
+    ids = [u.id for u in outputs[0].utterances if u.id in outputs[0].log_probs]
+    durations = [outputs[0].durations[i] for i in ids]
+    per_pass = [recognizer.decode_many([o.log_probs[i] for i in ids], durations, ids, args.beam_size)
+                for o in outputs]
+    by_id = {i: [decoded[n] for decoded in per_pass] for n, i in enumerate(ids)}
+    return by_id, {u.id: u for u in outputs[0].utterances}
+
+
+def report(name: str, hypotheses: dict[str, str], utterances: dict) -> str:
+    groups = defaultdict(list)
+    for utterance_id, utterance in utterances.items():
+        groups[corpus_of(utterance.audio)].append(utterance_id)
+
+    def wer(ids):
+        return 100 * word_error_rate([utterances[i].text for i in ids], [hypotheses.get(i, "") for i in ids]).rate
+
+    by_corpus = "  ".join(f"{group} {wer(ids):.2f}" for group, ids in sorted(groups.items()))
+    return f"{wer(list(utterances)):6.2f}  {by_corpus}  {name}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--model", action="append", required=True, metavar="PATH[:PASSES]",
+                        help="a model and its number of voted passes (default 7); give two or more")
+    parser.add_argument("--lm", required=True, help="the LM every model decodes with")
+    parser.add_argument("--lm-weight", type=float, default=0.9)
+    parser.add_argument("--word-bonus", type=float, default=-2.0)
+    parser.add_argument("--unk-penalty", type=float, default=-20.0)
+    parser.add_argument("--blank-penalty", type=float, default=1.5)
+    parser.add_argument("--beam-size", type=int, default=512)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+    try:
+        decoded = [(spec, *passes_of(*model_spec(spec), args.manifest, args)) for spec in args.model]
+    except AsrError as error:
+        print(f"vote_across_models: error: {error}", file=sys.stderr)
+        return 2
+    utterances = decoded[0][2]
+    print("WER %  by corpus  models voting")
+    for spec, by_id, _ in decoded:
+        print(report(spec, {i: vote(t).text for i, t in by_id.items()}, utterances))
+    joint = {}
+    for i in utterances:  # an utterance no model could read scores as all deleted
+        transcripts = [t for _, by_id, _ in decoded for t in by_id.get(i, [])]
+        joint[i] = vote(transcripts).text if transcripts else ""
+    print(report(" + ".join(spec for spec, _, _ in decoded), joint, utterances))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
