@@ -99,6 +99,9 @@ options (defaults in brackets):
                                 English (with the template utterances) with weights P, B and M, a weight of 0
                                 leaving that model out (`asr lm build --mix`); the LM's folder gets -mixP-B-M
                                 [empty: the pooled model alone]
+  --lm-weights "W ..." / --word-bonuses "B ..."   stage 6's grid (at beam 64, one pass)
+                                ["0.5 0.7 0.9 1.1" / "-2 -1 0 1"]
+  --beams "N ..."               the beams stage 6 then tries with the best setting ["32 64 128 256 512"]
   --passes "N [M ...]"          numbers of voted passes (`asr transcribe --passes`) stage 6 tries at each beam; it
                                 stores the fastest pair of passes and beam within 0.1 WER points of the best
                                 (natural7: "1 3 5 7") [1: one pass]
@@ -130,6 +133,9 @@ while [ $# -gt 0 ]; do
     --lm-exclude-min-words) lm_exclude_min_words=$2; shift 2 ;;
     --lm-mix) lm_mix=$2; shift 2 ;;
     --passes) tune_passes=$2; shift 2 ;;
+    --lm-weights) lm_weights=$2; shift 2 ;;
+    --word-bonuses) word_bonuses=$2; shift 2 ;;
+    --beams) decode_beams=$2; shift 2 ;;
     --average-with-start) average_with_start=true; shift ;;
     --start-weight) start_weight=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
