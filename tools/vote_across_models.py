@@ -32,7 +32,7 @@ def model_spec(text: str) -> tuple[str, int]:
     return path, int(passes)
 
 
-def passes_of(path: str, passes: int, manifest: str, args) -> tuple[list, dict]:
+def passes_of(path: str, passes: int, manifest: str, args) -> tuple[dict[str, list], dict]:
     """Each utterance's transcripts, one per pass, and the manifest's utterances by id."""
     recognizer = load_model(path, lm=args.lm, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
                             unk_penalty=args.unk_penalty, blank_penalty=args.blank_penalty,
