@@ -43,7 +43,7 @@ def main() -> int:
         metadata = stopped_run_metadata(exp, args.train_data)
         if metadata["step_in_epoch"]:  # stopped mid-epoch: the newest weights are in last.pt
             epochs.append(exp / "checkpoints" / "last.pt")
-    last = epochs[len(epochs) - args.last:] if args.last > 0 else []  # (epochs[-0:] would be all of them)
+    last = epochs[-args.last:] if args.last > 0 else []  # (epochs[-0:] would be all of them)
     epochs = [Path(p) for p in args.with_checkpoints] + last  # metadata and stats: this run's
     try:
         average_checkpoints(epochs, args.output, metadata=metadata)
