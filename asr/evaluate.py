@@ -18,6 +18,7 @@ from asr.data import Utterance, read_manifest
 from asr.errors import AsrError
 from asr.metrics import ErrorRate, char_error_rate, word_error_rate
 from asr.transcribe import Recognizer, load_model, read_in_batches
+from asr.transcript import Transcript
 from asr.voting import vote
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,14 @@ def outputs_by_delay(recognizer: Recognizer, manifest: str | os.PathLike, delays
     return [ModelOutputs(tuple(utterances), by_id, durations, unreadable) for by_id in log_probs]
 
 
+def transcripts_by_pass(recognizer: Recognizer, passes: Sequence[ModelOutputs], ids: Sequence[str], beam_size: int,
+                        use_lm: bool = True, decoder=None) -> list[list[Transcript]]:
+    """Each pass's transcripts of the utterances `ids`, in that order (what voting takes, one per pass)."""
+    durations = [passes[0].durations[i] for i in ids]
+    return [recognizer.decode_many([p.log_probs[i] for i in ids], durations, ids, beam_size, use_lm, decoder)
+            for p in passes]
+
+
 def score_outputs(recognizer: Recognizer, outputs: ModelOutputs | Sequence[ModelOutputs], beam_size: int,
                   use_lm: bool = True, decoder=None) -> EvaluationReport:
     """Decode `outputs` (with `decoder`, an `LmBeamSearchDecoder`, when given) and score against the references.
@@ -104,9 +113,7 @@ def score_outputs(recognizer: Recognizer, outputs: ModelOutputs | Sequence[Model
         found = recognizer.hypotheses([outputs.log_probs[i] for i in ids], beam_size, use_lm)
         texts = [recognizer.vocabulary.decode(h.tokens) for h in found]
     else:
-        durations = [outputs.durations[i] for i in ids]
-        per_pass = [recognizer.decode_many([p.log_probs[i] for i in ids], durations, ids, beam_size, use_lm, decoder)
-                    for p in passes]
+        per_pass = transcripts_by_pass(recognizer, passes, ids, beam_size, use_lm, decoder)
         texts = [vote(transcripts).text for transcripts in zip(*per_pass)]
     by_id = dict(zip(ids, texts))
     references = [u.text for u in outputs.utterances]

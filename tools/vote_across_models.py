@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from wer_by_corpus import corpus_of  # noqa: E402
 
+from asr.data import read_manifest  # noqa: E402
 from asr.errors import AsrError  # noqa: E402
-from asr.evaluate import outputs_by_delay  # noqa: E402
+from asr.evaluate import outputs_by_delay, transcripts_by_pass  # noqa: E402
 from asr.metrics import word_error_rate  # noqa: E402
 from asr.transcribe import load_model  # noqa: E402
 from asr.voting import vote  # noqa: E402
@@ -32,18 +33,14 @@ def model_spec(text: str) -> tuple[str, int]:
     return path, int(passes)
 
 
-def passes_of(path: str, passes: int, manifest: str, args) -> tuple[dict[str, list], dict]:
-    """Each utterance's transcripts, one per pass, and the manifest's utterances by id."""
+def passes_of(path: str, passes: int, manifest: str, args) -> dict[str, list]:
+    """Each readable utterance's transcripts by id, one per pass."""
     recognizer = load_model(path, lm=args.lm, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
                             unk_penalty=args.unk_penalty, blank_penalty=args.blank_penalty,
                             beam_size=args.beam_size, passes=passes)
     outputs = outputs_by_delay(recognizer, manifest, recognizer.delays, show_progress=not args.no_progress)
     ids = [u.id for u in outputs[0].utterances if u.id in outputs[0].log_probs]
-    durations = [outputs[0].durations[i] for i in ids]
-    per_pass = [recognizer.decode_many([o.log_probs[i] for i in ids], durations, ids, args.beam_size)
-                for o in outputs]
-    by_id = {i: [decoded[n] for decoded in per_pass] for n, i in enumerate(ids)}
-    return by_id, {u.id: u for u in outputs[0].utterances}
+    return dict(zip(ids, map(list, zip(*transcripts_by_pass(recognizer, outputs, ids, args.beam_size)))))
 
 
 def report(name: str, hypotheses: dict[str, str], utterances: dict) -> str:
@@ -72,19 +69,19 @@ def main() -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     try:
-        decoded = [(spec, *passes_of(*model_spec(spec), args.manifest, args)) for spec in args.model]
+        utterances = {u.id: u for u in read_manifest(args.manifest)}
+        decoded = [(spec, passes_of(*model_spec(spec), args.manifest, args)) for spec in args.model]
     except AsrError as error:
         print(f"vote_across_models: error: {error}", file=sys.stderr)
         return 2
-    utterances = decoded[0][2]
     print("WER %  by corpus  models voting")
-    for spec, by_id, _ in decoded:
+    for spec, by_id in decoded:
         print(report(spec, {i: vote(t).text for i, t in by_id.items()}, utterances))
     joint = {}
     for i in utterances:  # an utterance no model could read scores as all deleted
-        transcripts = [t for _, by_id, _ in decoded for t in by_id.get(i, [])]
+        transcripts = [t for _, by_id in decoded for t in by_id.get(i, [])]
         joint[i] = vote(transcripts).text if transcripts else ""
-    print(report(" + ".join(spec for spec, _, _ in decoded), joint, utterances))
+    print(report(" + ".join(spec for spec, _ in decoded), joint, utterances))
     return 0
 
 
