@@ -104,3 +104,11 @@ def test_natural_recipe_explains_itself_and_refuses_unknown_options():
     assert shown.returncode == 0 and "7 package" in shown.stdout and "set -euo" not in shown.stdout
     refused = subprocess.run(["bash", str(natural), "--bogus"], capture_output=True, text=True)
     assert refused.returncode == 2 and "unknown option --bogus" in refused.stderr
+    # Options that cannot work are refused before any stage starts, in one line naming the option.
+    for options, named in [(["--start-model", "no-such-model.pt"], "no-such-model.pt"),
+                           (["--hidden-size", "256"], "--hidden-size 256"),
+                           (["--hidden-size", "512", "--average-with-start"], "--average-with-start")]:
+        refused = subprocess.run(["bash", str(natural), *options, "--exp-dir", "/nonexistent/exp"],
+                                 capture_output=True, text=True)
+        assert refused.returncode == 2 and named in refused.stderr and len(refused.stderr.splitlines()) == 1, options
+        assert "stage 0" not in refused.stdout

@@ -10,7 +10,8 @@
 #               with --kokoro-more-hours, more train speech in a second corpus (new sentences and speakers)
 #   2 real      speechocean762 and FSDD manifests (train and dev speakers), and real-dev (measuring only)
 #   3 mix       the training mix (small real corpora repeated) and the validation mix
-#   4 train     asr train from the weights of --start-commit's bundled model
+#   4 train     asr train from the weights of --start-commit's bundled model (or --start-model's), widened first
+#               when --hidden-size asks for more LSTM units than they have
 #   5 lm        a word 4-gram LM from the public-domain books and the modern English text
 #   6 tune      (with --average-with-start: the last epoch's weights averaged with the start's first, half each
 #               or as --start-weight says)
@@ -29,6 +30,8 @@ data_dir=data
 natural_dir=data/natural
 exp_dir=exp/natural
 start_commit=bef74fc                  # the last commit whose asr/models/default.pt was synthetic-only
+start_model=""                        # a model file to start from instead of a commit's bundled model
+hidden_size=384                       # LSTM units per direction; more than the start's widens it (asr/widen.py)
 classic_train_hours=3
 kokoro_train_hours=1.0
 kokoro_more_hours=0                   # grow the Kokoro train speech to this many hours (0: no second corpus)
@@ -67,6 +70,11 @@ options (defaults in brackets):
   --stage N / --stop-stage M    first and last stage to run [0 / 7]
   --exp-dir DIR                 experiment folder [exp/natural]
   --start-commit C              train from the bundled model of this git commit [bef74fc, the last synthetic-only]
+  --start-model FILE            train from this model file instead, e.g. an earlier run's package that was not
+                                bundled (its run's command belongs in the lineage before this one)
+  --hidden-size N               LSTM units per direction; a start with fewer is widened to N, its added units
+                                unread at first, so training starts from the start's own outputs [384]. Cannot
+                                be combined with --average-with-start (the added units have no start weights)
   --epochs "N [M ...]"          train to N epochs, then resume on to M, ... [2]
   --learning-rate LR            peak learning rate [5e-4]
   --kokoro-train-hours H        hours of Kokoro train speech [1.0]
@@ -120,6 +128,8 @@ while [ $# -gt 0 ]; do
     --kokoro-more-hours) kokoro_more_hours=$2; shift 2 ;;
     --kokoro-more-from) kokoro_more_from=$2; shift 2 ;;
     --start-commit) start_commit=$2; shift 2 ;;
+    --start-model) start_model=$2; shift 2 ;;
+    --hidden-size) hidden_size=$2; shift 2 ;;
     --real-repeats) real_repeats=$2; shift 2 ;;
     --kokoro-repeats) kokoro_repeats=$2; shift 2 ;;
     --kokoro-more-repeats) kokoro_more_repeats=$2; shift 2 ;;
@@ -142,6 +152,19 @@ while [ $# -gt 0 ]; do
     *) echo "natural.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+
+if [ -n "$start_model" ] && [ ! -f "$start_model" ]; then
+  echo "natural.sh: --start-model $start_model: no such file; give a model file (e.g. an earlier run's package/default.pt)" >&2
+  exit 2
+fi
+if ! [[ "$hidden_size" =~ ^[0-9]+$ ]] || [ "$hidden_size" -lt 384 ]; then
+  echo "natural.sh: --hidden-size $hidden_size: give a whole number of units, at least the bundled models' 384" >&2
+  exit 2
+fi
+if [ "$hidden_size" != 384 ] && [ "$average_with_start" = true ]; then
+  echo "natural.sh: --average-with-start with --hidden-size $hidden_size: a widened run's added units have no start weights to average with; drop one of the two" >&2
+  exit 2
+fi
 
 manifests=$natural_dir/manifests
 mkdir -p "$exp_dir/.done" "$manifests"
@@ -219,7 +242,7 @@ if run_stage 3 mix; then
   done_stage 3
 fi
 
-start=$natural_dir/start-$start_commit.pt
+start=${start_model:-$natural_dir/start-$start_commit.pt}
 if run_stage 4 train; then
   [ -f "$start" ] || git show "$start_commit:asr/models/default.pt" > "$start"
   # Each planned count resumes the run and trains on to it. Raising the count stretches the cosine decay over the
@@ -228,7 +251,7 @@ if run_stage 4 train; then
   for planned_epochs in $epochs; do
     bash ../../tools/snapshot_checkpoints.sh "$exp_dir" &   # checkpoints kept for the WER-by-source curve
     asr train --train-data "$train_mix" --valid-manifest "$manifests/valid-mix.jsonl" \
-      --exp-dir "$exp_dir" --preset base --device cpu --no-progress --set model.hidden_size=384 \
+      --exp-dir "$exp_dir" --preset base --device cpu --no-progress --set model.hidden_size="$hidden_size" \
       --set model.outputs_per_step=2 --set train.init_from="$start" --set train.epochs="$planned_epochs" \
       --set train.learning_rate="$learning_rate" --set train.warmup_steps=100 --set train.pad_seconds=0.4
     wait  # the snapshot loop ends with the run
