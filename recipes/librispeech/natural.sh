@@ -90,7 +90,9 @@ options (defaults in brackets):
   --classic-more-hours H        new classic train speech: the classic plan from hour --classic-more-from up to
                                 hour H, in data/natural/classic-from-H0h (the 3 h every natural run heard stay
                                 as they are; --classic-repeats 0 leaves them out of the mix) [0, none]
-  --classic-more-from H0        [280.0: the synthetic-only models heard the plan's first 280 h]
+  --classic-more-from H0        [280.0: the synthetic-only models heard the plan's first 280 h]; a later run
+                                with a larger H and the same H0 grows that folder, and with it the mix of an
+                                earlier run made again: give each run of a lineage its own H0
   --classic-more-repeats N      times the new classic speech is heard per epoch [1]
   --average-with-start          stage 6 tunes the last epoch averaged with the start weights (natural5: it kept
                                 the gains on real voices and lost nothing on the synthetic test) [off]
