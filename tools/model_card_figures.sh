@@ -2,9 +2,9 @@
 # Measure every figure of the model card (asr/models/README.md) for the bundled default model, one log per figure.
 #
 #   bash tools/model_card_figures.sh [OUTPUT_DIR]      (default: model-card-figures/)
-#   EXP_DIR=recipes/librispeech/exp/natural7            the bundled model's training run, for the WER-by-source
+#   EXP_DIR=recipes/librispeech/exp/natural10           the bundled model's training run, for the WER-by-source
 #                                                       curve (default: that one)
-#   START=recipes/librispeech/data/natural/start-4b7137a.pt   the weights that run started from (natural.sh
+#   START=recipes/librispeech/data/natural/start-d187bfa.pt   the weights that run started from (natural.sh
 #                                                       writes them as start-<commit>.pt; default: that one)
 #   POCKETSPHINX=no                                     leave out PocketSphinx (its figures do not change with
 #                                                       our model; it is the slowest step of the first part)
@@ -53,8 +53,8 @@ done
   --pocketsphinx-cache "$out/pocketsphinx-cache.json" --sets real-dev="${sets[real-dev]}" \
   speechocean762-dev="${sets[speechocean762-dev]}" fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}"
 step speed-real-dev "$python" tools/bench_transcribe.py --manifest "${sets[real-dev]}" --limit 0
-step wer-by-source "$python" tools/plot_wer_by_source.py --exp-dir "${EXP_DIR:-recipes/librispeech/exp/natural7}" \
-  --start "${START:-recipes/librispeech/data/natural/start-4b7137a.pt}" --output "$out/wer_by_source.png" \
+step wer-by-source "$python" tools/plot_wer_by_source.py --exp-dir "${EXP_DIR:-recipes/librispeech/exp/natural10}" \
+  --start "${START:-recipes/librispeech/data/natural/start-d187bfa.pt}" --output "$out/wer_by_source.png" \
   --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
   fsdd-dev="${sets[fsdd-dev]}" kokoro-dev=$natural/kokoro/dev.jsonl
 step by-condition "$python" tools/wer_by_condition.py --errors "$out/test-lm.errors.txt" --metadata "$metadata"
@@ -75,7 +75,7 @@ step frame-phase "$python" tools/bench_frame_phase.py --manifest "$manifests/tes
 # append each new default's commit here.
 step lineage "$python" tools/plot_model_lineage.py --output "$out/lineage.png" --work-dir "$out/lineage-models" \
   --models synthetic-only=0cc2a80 natural2=880414c natural3=a45850f natural4=90752d6 natural5=722bee7 \
-  natural6=4b7137a natural7=d187bfa natural7-voted=59b5af7 \
+  natural6=4b7137a natural7=d187bfa natural7-voted=59b5af7 natural10=6f12de4 \
   --sets real-dev="${sets[real-dev]}" speechocean762-dev="${sets[speechocean762-dev]}" \
   fsdd-dev="${sets[fsdd-dev]}" kokoro-test="${sets[kokoro-test]}" synthetic-test="${sets[test]}" \
   --goal real-dev=27.2 kokoro-test=10 synthetic-test=10.84
