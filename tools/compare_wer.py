@@ -31,10 +31,14 @@ class PairedComparison:
     words: int
     baseline_wer: float  # %
     candidate_wer: float  # %
-    difference: float  # candidate minus baseline, points
     low: float  # the difference's 95% interval, points
     high: float
     candidate_better: float  # fraction of resamples where the candidate's WER was lower
+
+    @property
+    def difference(self) -> float:
+        """Candidate minus baseline, in points."""
+        return self.candidate_wer - self.baseline_wer
 
 
 def paired_arrays(baseline: dict[str, tuple[int, int]], candidate: dict[str, tuple[int, int]],
@@ -74,8 +78,8 @@ def paired_bootstrap(baseline_errors: np.ndarray, candidate_errors: np.ndarray, 
     low, high = np.percentile(differences, [2.5, 97.5])
     baseline_wer = 100 * baseline_errors.sum() / total_words
     candidate_wer = 100 * candidate_errors.sum() / total_words
-    return PairedComparison(count, total_words, baseline_wer, candidate_wer, candidate_wer - baseline_wer,
-                            float(low), float(high), float(np.mean(differences < 0)))
+    return PairedComparison(count, total_words, baseline_wer, candidate_wer, float(low), float(high),
+                            float(np.mean(differences < 0)))
 
 
 def main(argv=None) -> int:
