@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from wer_by_corpus import corpus_of  # noqa: E402
+from wer_by_corpus import wer_by_corpus  # noqa: E402
 
 from asr.data import read_manifest  # noqa: E402
 from asr.errors import AsrError  # noqa: E402
 from asr.evaluate import outputs_by_delay, transcripts_by_pass  # noqa: E402
-from asr.metrics import word_error_rate  # noqa: E402
 from asr.transcribe import load_model  # noqa: E402
 from asr.voting import vote  # noqa: E402
 
@@ -44,15 +42,8 @@ def passes_of(path: str, passes: int, manifest: str, args) -> dict[str, list]:
 
 
 def report(name: str, hypotheses: dict[str, str], utterances: dict) -> str:
-    groups = defaultdict(list)
-    for utterance_id, utterance in utterances.items():
-        groups[corpus_of(utterance.audio)].append(utterance_id)
-
-    def wer(ids):
-        return 100 * word_error_rate([utterances[i].text for i in ids], [hypotheses.get(i, "") for i in ids]).rate
-
-    by_corpus = "  ".join(f"{group} {wer(ids):.2f}" for group, ids in sorted(groups.items()))
-    return f"{wer(list(utterances)):6.2f}  {by_corpus}  {name}"
+    overall, by_corpus = wer_by_corpus(hypotheses, utterances)
+    return f"{overall:6.2f}  " + "  ".join(f"{group} {wer:.2f}" for group, wer in by_corpus.items()) + f"  {name}"
 
 
 def main() -> int:

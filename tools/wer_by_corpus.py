@@ -20,6 +20,7 @@ from pathlib import Path
 
 from asr.errors import AsrError
 from asr.evaluate import read_errors_file
+from asr.metrics import word_error_rate
 
 KNOWN_CORPORA = ("speechocean762", "fsdd", "kokoro", "synthetic")
 
@@ -45,6 +46,19 @@ def errors_by_group(errors: dict[str, tuple[int, int]], manifest_lines, short_wo
         totals[1] += words
         totals[2] += 1
     return dict(groups)
+
+
+def wer_by_corpus(hypotheses: dict[str, str], utterances: dict) -> tuple[float, dict[str, float]]:
+    """WER % of `hypotheses` (by utterance id; a missing one scores as all deleted) over all of `utterances` (an
+    id -> `Utterance` dict), and by corpus."""
+    groups = defaultdict(list)
+    for utterance_id, utterance in utterances.items():
+        groups[corpus_of(utterance.audio)].append(utterance_id)
+
+    def wer(ids):
+        return 100 * word_error_rate([utterances[i].text for i in ids], [hypotheses.get(i, "") for i in ids]).rate
+
+    return wer(list(utterances)), {group: wer(ids) for group, ids in sorted(groups.items())}
 
 
 def main(argv=None) -> int:
