@@ -126,8 +126,10 @@ def load_payload(path: str | os.PathLike, expected_format: str | tuple[str, ...]
         if "Unsupported global" in text:  # the weights-only unpickler met an object that needs code to rebuild
             name = text.split("Unsupported global:")[1].split()[1] if "GLOBAL" in text else "a Python object"
             reason = f"it holds {name}, which would run code when loaded"
-        else:
-            reason = one_line(error)
+        elif "WeightsUnpickler error" in text:  # torch's advice (load with weights_only=False) must not reach users
+            reason = "its bytes are not a PyTorch file"
+        else:  # the first sentence: torch goes on about how files get corrupted
+            reason = one_line(error).split(". ")[0].rstrip(".")
         raise CheckpointError(f"{path}: not a readable asr {kind} file ({reason}); it may be truncated, damaged "
                               "or of another kind: re-download or re-train it") from None
     if not isinstance(payload, dict) or payload.get("format") not in formats:
